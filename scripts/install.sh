@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what rkt needs on a Debian (bookworm) machine, as root.
+#
+#   scripts/install.sh            what the main job needs: build tools and the image fixtures'
+#                                 ingredients (busybox-static, docker-registry for a loopback registry)
+#   scripts/install.sh --tests    also what the test suite needs
+#   scripts/install.sh --bench    also the peers the benchmarks compare against
+#
+# System packages come only from here, never installed by hand, so a fresh machine and CI get
+# exactly what a developer's machine has.
+set -euo pipefail
+
+want_tests=0 want_bench=0
+for a in "$@"; do
+  case "$a" in
+    --tests) want_tests=1 ;;
+    --bench) want_bench=1 ;;
+    *) echo "usage: $0 [--tests] [--bench]" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install.sh: run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+pkgs=(
+  ca-certificates git gcc libc6-dev  # building rkt
+  busybox-static                     # the busybox fixture images
+  docker-registry                    # a real distribution v2 registry, run on loopback only
+  iproute2 util-linux                # namespaces for tests and demos
+)
+if [ "$want_tests" = 1 ]; then
+  pkgs+=(xz-utils bzip2 zstd)
+fi
+if [ "$want_bench" = 1 ]; then
+  pkgs+=(podman skopeo crun runc hyperfine)
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends "${pkgs[@]}"
+
+# The registry package ships a service that would listen on all interfaces; the project only
+# ever starts its own instance on loopback, so make sure the packaged one is not running.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install.sh: cargo not found; this machine kind ships Rust through rustup (see README)" >&2
+  exit 1
+fi
