@@ -1,0 +1,129 @@
+//! `index.db`: opening, pragmas and the schema with its migrations.
+//!
+//! Schema (version 1):
+//! - `schema_version(version)`: one row; the migrations below bring older files forward.
+//! - `images(id PRIMARY KEY, algo, hex, format, manifest, platform, record, import_time,
+//!   last_used)`: `record` is the [`rkt_types::ImageRecord`] as JSON (the source of truth);
+//!   the other columns are indexed copies for lookups. Times are milliseconds since the epoch.
+//! - `names(name, tag, image_id)`, primary key `(name, tag)`: one image per name:tag, so
+//!   inserting an image under an existing tag moves the tag.
+//! - `image_layers(image_id, pos, diff_id, blob)`: which layer trees and blobs an image uses,
+//!   for gc and sizes.
+//! - `remotes(key PRIMARY KEY, etag, manifest_digest, image_id, fetched_at, max_age)`: where an
+//!   image came from, for `--pull-policy=update`.
+//!
+//! `names`, `image_layers` and `remotes` cascade on image deletion.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::error::StoreError;
+
+/// How long a writer waits for another process's transaction before giving up. Writes are
+/// short (gc holds the write lock only while renaming), so this is generous.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE images (
+    id          TEXT PRIMARY KEY NOT NULL,
+    algo        TEXT NOT NULL,
+    hex         TEXT NOT NULL,
+    format      TEXT NOT NULL,
+    manifest    TEXT NOT NULL,
+    platform    TEXT NOT NULL,
+    record      TEXT NOT NULL,
+    import_time INTEGER NOT NULL,
+    last_used   INTEGER NOT NULL
+);
+CREATE INDEX images_hex ON images(hex);
+CREATE INDEX images_manifest ON images(manifest);
+CREATE TABLE names (
+    name     TEXT NOT NULL,
+    tag      TEXT NOT NULL,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    PRIMARY KEY (name, tag)
+);
+CREATE INDEX names_image ON names(image_id);
+CREATE TABLE image_layers (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    pos      INTEGER NOT NULL,
+    diff_id  TEXT NOT NULL,
+    blob     TEXT NOT NULL,
+    PRIMARY KEY (image_id, pos)
+);
+CREATE INDEX image_layers_diff_id ON image_layers(diff_id);
+CREATE TABLE remotes (
+    key             TEXT PRIMARY KEY NOT NULL,
+    etag            TEXT,
+    manifest_digest TEXT,
+    image_id        TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    fetched_at      INTEGER NOT NULL,
+    max_age         INTEGER
+);
+CREATE INDEX remotes_image ON remotes(image_id);
+"#];
+
+/// The schema version this build writes.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Opens (creating if needed) and migrates the index at `path`.
+pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
+    let err = |action| move |e| StoreError::db(action, path, e);
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(err("open"))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(err("configure"))?;
+    // WAL lets readers (list, resolve) run while a fetch writes; FULL makes each committed
+    // transaction survive power loss, not just a killed process.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(err("switch to WAL mode"))?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(err("configure"))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(err("configure"))?;
+    migrate(&mut conn, path)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let err = |action| move |e| StoreError::db(action, path, e);
+    // IMMEDIATE: two processes opening a fresh store must not both create the tables.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err("begin a transaction"))?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")
+        .map_err(err("create the schema"))?;
+    let found: Option<i64> = tx
+        .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+        .map_err(err("read the schema version"))?;
+    let found = found.unwrap_or(0);
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.execute_batch(sql).map_err(err("migrate the schema"))?;
+        tracing::debug!("store index migrated to schema version {}", i + 1);
+    }
+    tx.execute("DELETE FROM schema_version", [])
+        .map_err(err("migrate the schema"))?;
+    tx.execute(
+        "INSERT INTO schema_version (version) VALUES (?1)",
+        [SCHEMA_VERSION],
+    )
+    .map_err(err("migrate the schema"))?;
+    tx.commit().map_err(err("commit the schema"))
+}
