@@ -29,6 +29,8 @@ pub const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifes
 pub const MEDIA_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 /// Docker layer (gzip).
 pub const MEDIA_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// Docker layer, uncompressed (`docker save` writes these).
+pub const MEDIA_DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 /// Docker foreign layer (not distributable; refused).
 pub const MEDIA_DOCKER_FOREIGN_LAYER: &str =
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
