@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use rkt_types::Digest;
 use rkt_types::appc::ImageManifest;
 use rkt_types::oci::{
-    ANNOTATION_REF_NAME, Descriptor, Index, MEDIA_DOCKER_CONFIG, MEDIA_DOCKER_MANIFEST,
-    MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, ManifestDoc, ManifestError,
+    ANNOTATION_REF_NAME, Descriptor, DescriptorPlatform, ImageConfigDoc, Index,
+    MEDIA_DOCKER_CONFIG, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, ManifestDoc,
+    ManifestError,
 };
 
 use crate::layout::{
@@ -157,7 +158,7 @@ pub fn write_oci_archive<W: Write, R: Read>(
             size: manifest_bytes.len() as u64,
             urls: None,
             annotations,
-            platform: None,
+            platform: index_platform(config_bytes),
         }],
         annotations: BTreeMap::new(),
     };
@@ -231,6 +232,17 @@ pub fn write_oci_archive<W: Write, R: Read>(
         return Err(ExportError::MissingBlob(missing.digest.clone()));
     }
     b.into_inner().map_err(ExportError::Write)
+}
+
+/// The platform for the index entry, from the config, so tools that pick by platform can.
+fn index_platform(config_bytes: &[u8]) -> Option<DescriptorPlatform> {
+    let c = ImageConfigDoc::parse(config_bytes).ok()?;
+    (!c.os.is_empty() && !c.architecture.is_empty()).then_some(DescriptorPlatform {
+        architecture: c.architecture,
+        os: c.os,
+        variant: c.variant,
+        os_version: None,
+    })
 }
 
 /// Writes an uncompressed ACI: `manifest` (the JSON of `manifest`), then `rootfs/` with the

@@ -59,6 +59,8 @@ fn exported_oci_archive_reads_back_identically() {
     let dir = tempfile::tempdir().unwrap();
     tar::Archive::new(&bytes[..]).unpack(dir.path()).unwrap();
     let layout = OciLayout::open(dir.path()).unwrap();
+    let entry = &layout.index().manifests[0];
+    assert_eq!(entry.platform.as_ref().unwrap().architecture, "amd64");
     assert_eq!(
         layout.resolve(None, &amd64()).unwrap().config_bytes,
         img.config
