@@ -39,10 +39,12 @@ fn label(c: Compression) -> &'static str {
 pub enum LocalFormat {
     /// A directory holding an OCI image layout.
     OciLayoutDir,
-    /// A tar of an OCI image layout.
+    /// A tar of an OCI image layout, possibly compressed ([`crate::layout::OciArchive::open`]
+    /// refuses a compressed one; `open_with_scratch` decompresses it).
     OciArchive,
     /// A `docker save` archive (including the OCI-layout-shaped ones docker 25+ writes,
-    /// which carry `manifest.json` too).
+    /// which carry `manifest.json` too), possibly compressed (see
+    /// [`crate::docker_archive::DockerArchive::open_with_scratch`]).
     DockerArchive,
     /// An appc ACI, compressed as given.
     Aci(Compression),
