@@ -17,7 +17,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::StoreError;
 
@@ -94,6 +94,16 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let err = |action| move |e| StoreError::db(action, path, e);
+    // The common case, an up-to-date index, needs no write lock (so a reader that may not
+    // write, such as an unprivileged `rkt image list`, can open it).
+    let current: Option<i64> = conn
+        .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+        .optional()
+        .ok()
+        .flatten();
+    if current == Some(SCHEMA_VERSION) {
+        return Ok(());
+    }
     // IMMEDIATE: two processes opening a fresh store must not both create the tables.
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)

@@ -95,7 +95,11 @@ impl Store {
     pub fn new_layer(&self) -> Result<LayerTx, StoreError> {
         let entry = create_tmp(&self.tmp_dir(), "layer", true)?;
         let tree = entry.path.join(TREE);
-        if let Err(e) = fs::DirBuilder::new().mode(DIR_MODE).create(&tree) {
+        let made = fs::DirBuilder::new()
+            .mode(DIR_MODE)
+            .create(&tree)
+            .and_then(|()| fs::set_permissions(&tree, fs::Permissions::from_mode(DIR_MODE)));
+        if let Err(e) = made {
             let _ = remove_any(&entry.path);
             return Err(StoreError::io("create directory", &tree, e));
         }

@@ -70,7 +70,7 @@ mod images;
 mod layer;
 mod lock;
 mod resolve;
-// mod verify;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -82,7 +82,7 @@ pub use images::{ImageEntry, ImageName, RemoteInfo};
 pub use layer::{LayerInfo, LayerTx};
 pub use lock::{GcFence, LockGuard};
 pub use resolve::MIN_ID_PREFIX;
-// pub use verify::{Check, LayerCheck, VerifyReport};
+pub use verify::{Check, LayerCheck, VerifyReport};
 
 use crate::error::IoContext;
 use crate::fsutil::{DIR_MODE, FILE_MODE, check_not_overlayfs, check_same_device, ensure_dir};

@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::FlockOperation;
@@ -174,6 +174,9 @@ pub(crate) fn create_tmp(tmp_dir: &Path, prefix: &str, dir: bool) -> Result<TmpE
                 .mode(DIR_MODE)
                 .create(&path)
                 .ctx("create directory", &path)?;
+            // Not left to the umask: the directory may become a layer that pods read.
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(DIR_MODE))
+                .ctx("set permissions on", &path)?;
             match File::open(&path) {
                 Ok(f) => f,
                 // A concurrent gc swept it before we could lock it.
@@ -198,19 +201,26 @@ pub(crate) fn create_tmp(tmp_dir: &Path, prefix: &str, dir: bool) -> Result<TmpE
 }
 
 /// For gc: locks an existing `tmp/` entry if nobody holds it. `Ok(None)` means a live process
-/// owns it. Symlinks and other odd entries cannot carry a lock; they are returned unlocked as
-/// debris (`Some(None)`), since the store never creates them.
+/// owns it. Anything but a plain file or directory (a symlink, a device) cannot be one of ours
+/// and is not opened (opening a device can have effects); it is returned as unlocked debris,
+/// `Some(None)`.
 pub(crate) fn try_lock_existing(path: &Path) -> Result<Option<Option<File>>, StoreError> {
+    let md = match std::fs::symlink_metadata(path) {
+        Ok(md) => md,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io("stat", path, e)),
+    };
+    if !md.is_dir() && !md.is_file() {
+        return Ok(Some(None));
+    }
     let fd = match rustix::fs::open(
         path,
-        rustix::fs::OFlags::RDONLY
-            | rustix::fs::OFlags::NOFOLLOW
-            | rustix::fs::OFlags::CLOEXEC
-            | rustix::fs::OFlags::NONBLOCK,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     ) {
         Ok(fd) => fd,
-        Err(Errno::LOOP | Errno::NXIO) => return Ok(Some(None)),
+        Err(Errno::LOOP) => return Ok(Some(None)),
+        // Gone meanwhile: some other gc took it.
         Err(Errno::NOENT) => return Ok(None),
         Err(e) => return Err(StoreError::io("open", path, e.into())),
     };

@@ -52,7 +52,7 @@ pub fn add_layer(store: &Store, seed: &str) -> LayerRecord {
         tx.tree_dir(),
         &[(&format!("etc/{seed}"), seed), ("bin/sh", "#!")],
     );
-    let tree_hash = Digest::sha256_of(b"placeholder until treehash lands");
+    let tree_hash = rkt_image::treehash::hash_tree(tx.tree_dir()).unwrap();
     store.sync().unwrap();
     let bytes = (seed.len() + 2) as u64;
     store
