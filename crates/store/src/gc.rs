@@ -32,6 +32,27 @@ pub struct GcReport {
     pub freed_bytes: u64,
 }
 
+impl std::fmt::Display for GcReport {
+    /// One line for the CLI: `removed 3 blobs, 1 layer tree, 2 temp leftovers; freed 12.5 MB`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = |count: usize, what: &str| {
+            format!("{count} {what}{}", if count == 1 { "" } else { "s" })
+        };
+        write!(
+            f,
+            "removed {}, {}, {}; freed {:.1} MB",
+            n(self.blobs.len(), "blob"),
+            n(self.layers.len(), "layer tree"),
+            n(self.tmp_entries, "temp leftover"),
+            self.freed_bytes as f64 / 1e6
+        )?;
+        if self.tmp_in_use > 0 {
+            write!(f, " ({} in use by running fetches)", self.tmp_in_use)?;
+        }
+        Ok(())
+    }
+}
+
 const ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
 
 impl Store {

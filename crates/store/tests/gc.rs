@@ -128,6 +128,12 @@ fn cleans_tmp_debris_but_not_live_writers() {
     assert_eq!(report.tmp_entries, 3, "{report:?}");
     assert_eq!(report.tmp_in_use, 2, "{report:?}");
     assert!(report.freed_bytes >= 22);
+    let line = report.to_string();
+    assert!(
+        line.starts_with("removed 0 blobs, 0 layer trees, 3 temp leftovers; freed")
+            && line.ends_with("(2 in use by running fetches)"),
+        "{line}"
+    );
     assert_eq!(tmp_entries(&store).len(), 2);
     // The symlink was removed, not followed.
     assert!(std::path::Path::new("/etc/passwd").exists());

@@ -348,3 +348,50 @@ fn layout_and_permissions() {
     // A second open of an existing store is fine.
     Store::open(store.root()).unwrap();
 }
+
+/// Runs as an unprivileged child (see `unprivileged_users_can_read_the_index`).
+#[test]
+#[ignore = "helper run as a child process by another test"]
+fn child_read_index() {
+    let root = std::env::var("RKT_STORE_TEST_ROOT").expect("run by the parent test");
+    let store = Store::open(std::path::Path::new(&root)).unwrap();
+    let rec = store.resolve("x").unwrap();
+    let list = store.list_images().unwrap();
+    println!("READ {} {}", rec.id, list.len());
+    // Writing is refused with a message that says why.
+    let err = store.remove_image(&rec.id).unwrap_err();
+    println!("WRITE {err}");
+}
+
+#[test]
+fn unprivileged_users_can_read_the_index() {
+    use std::os::unix::fs::PermissionsExt;
+    let (d, store) = store();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rec = make_image(&store, None, vec![add_layer(&store, "l")]);
+    store.insert_image(&rec, &[name("x:latest")], None).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "child_read_index", "--ignored", "--nocapture"])
+        .env("RKT_STORE_TEST_ROOT", store.root())
+        .output();
+    let out = match out {
+        Ok(o)
+            if !String::from_utf8_lossy(&o.stderr).contains("Permission denied (os error 13)") =>
+        {
+            o
+        }
+        other => {
+            println!("SKIPPED: cannot run the test binary as nobody: {other:?}");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains(&format!("READ {} 1", rec.id)), "{stdout}");
+    assert!(stdout.contains("WRITE store"), "{stdout}");
+    assert!(stdout.contains("run rkt as root"), "{stdout}");
+    // Still intact for root.
+    assert_eq!(store.resolve("x").unwrap(), rec);
+}
