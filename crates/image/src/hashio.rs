@@ -190,7 +190,7 @@ mod tests {
 
     #[test]
     fn limit_allows_exact_length_and_refuses_more() {
-        let data = vec![7u8; 100];
+        let data = [7u8; 100];
         let mut r = HashingReader::with_limit(&data[..], Algorithm::Sha256, 100);
         let mut out = Vec::new();
         r.read_to_end(&mut out).unwrap();

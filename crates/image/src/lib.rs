@@ -22,3 +22,8 @@ pub mod platform;
 pub mod render;
 pub mod treehash;
 pub mod unpack;
+
+pub use compress::Compression;
+pub use render::{RenderError, RenderOptions, RenderReport, render};
+pub use treehash::{TreeHashError, hash_tree};
+pub use unpack::{LayerLayout, UnpackError, UnpackOptions, UnpackReport, unpack_layer};

@@ -60,6 +60,9 @@ pub enum TreeHashError {
     },
 }
 
+/// xattrs as (name, value) pairs, sorted by name.
+pub(crate) type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// What kind of entry a [`Record`] describes, with the kind-specific data that is hashed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -98,7 +101,7 @@ pub(crate) struct Record {
     pub uid: u32,
     pub gid: u32,
     /// Sorted by name; only names passing [`is_hashed_xattr`].
-    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub xattrs: Xattrs,
 }
 
 /// xattr namespaces covered by the hash (see the module documentation).
@@ -195,6 +198,8 @@ pub fn hash_tree(dir: &Path) -> Result<Digest, TreeHashError> {
         .map_err(err(b"", "open"))?;
     let mut entries: Vec<(Vec<u8>, Record, u64)> = Vec::new();
     let mut inodes: HashMap<(u64, u64), u64> = HashMap::new();
+    // Stat field types differ between architectures, so the casts are not always no-ops.
+    #[allow(clippy::unnecessary_cast)]
     let mut ident = |st: &rfs::Stat| {
         let n = inodes.len() as u64;
         *inodes
@@ -229,7 +234,7 @@ pub fn hash_tree(dir: &Path) -> Result<Digest, TreeHashError> {
     Ok(digest(entries.iter().map(|(p, r, i)| (&p[..], r, *i))))
 }
 
-fn base_record(st: &rfs::Stat, kind: Kind, xattrs: Vec<(Vec<u8>, Vec<u8>)>) -> Record {
+fn base_record(st: &rfs::Stat, kind: Kind, xattrs: Xattrs) -> Record {
     Record {
         kind,
         mode: st.st_mode & 0o7777,

@@ -13,7 +13,7 @@ use super::fsops::{self, Dirs, join, split_last};
 use super::names::{self, Marker, NameError, Place};
 use super::tree::{ResolveError, Tree};
 use super::{UnpackError, UnpackOptions, UnpackReport};
-use crate::treehash::{self, Kind, Record};
+use crate::treehash::{self, Kind, Record, Xattrs};
 
 /// Copy buffer for file data: large enough that big files take few read/write pairs, small
 /// enough to stay in cache next to the decoder's state.
@@ -40,7 +40,7 @@ struct Meta {
     gid: u32,
     mtime: (i64, u32),
     /// Allowed xattrs only (see [`allowed_xattr`]), sorted.
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    xattrs: Xattrs,
 }
 
 /// xattrs an image may set: its own user namespace and file capabilities.
@@ -471,8 +471,8 @@ impl<'o> Unpacker<'o> {
         entry: &str,
         fd: BorrowedFd<'_>,
         path: &[u8],
-        xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, UnpackError> {
+        xattrs: Xattrs,
+    ) -> Result<Xattrs, UnpackError> {
         let mut applied = Vec::with_capacity(xattrs.len());
         for (name, value) in xattrs {
             match rfs::fsetxattr(fd, &name[..], &value, XattrFlags::empty()) {

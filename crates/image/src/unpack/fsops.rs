@@ -39,7 +39,7 @@ pub(crate) fn rel_arg(rel: &[u8]) -> &[u8] {
 
 /// Opens the directory at canonical path `rel` below `root`.
 pub(crate) fn open_dir(root: BorrowedFd<'_>, rel: &[u8]) -> io::Result<OwnedFd> {
-    Ok(rfs::openat2(root, rel_arg(rel), DIR_FLAGS, Mode::empty(), IN_ROOT).map_err(enosys)?)
+    rfs::openat2(root, rel_arg(rel), DIR_FLAGS, Mode::empty(), IN_ROOT).map_err(enosys)
 }
 
 /// openat2 came with Linux 5.6; say so rather than print a bare ENOSYS.
@@ -144,7 +144,7 @@ pub(crate) fn mtime_only(mtime: Option<(i64, u32)>) -> Timestamps {
 pub(crate) fn list_xattrs(
     fd: BorrowedFd<'_>,
     keep: impl Fn(&[u8]) -> bool,
-) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+) -> io::Result<crate::treehash::Xattrs> {
     let names = loop {
         let size = match rfs::flistxattr_query(fd) {
             Ok(n) => n,
