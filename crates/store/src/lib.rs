@@ -197,7 +197,12 @@ impl Store {
         self.root.join("locks")
     }
 
-    pub(crate) fn tmp_dir(&self) -> PathBuf {
+    /// The store's scratch directory.
+    ///
+    /// Callers may create scratch files here (on the store's filesystem, so a rename into
+    /// place is atomic) while they hold a [`GcFence`]: gc waits for the fence, and after a
+    /// crash it removes whatever is left.
+    pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
     }
 }

@@ -6,6 +6,8 @@
 //! 3. an id prefix with its algorithm, `sha256:<hex…>` / `sha512-<hex…>`;
 //! 4. `NAME[:TAG]` (TAG defaults to `latest`), as typed or normalised the Docker way
 //!    (`busybox` → `docker.io/library/busybox`); a leading `docker://` is ignored;
+//!    and, when no tag was typed and `NAME:latest` does not exist, the one image known under
+//!    NAME whatever its tag (appc images are tagged with their version; several is ambiguous);
 //! 5. a bare id prefix of at least [`MIN_ID_PREFIX`] hex digits.
 //!
 //! An id prefix matching several images is an error listing them.
@@ -80,6 +82,11 @@ impl Store {
                     return Ok(rec);
                 }
             }
+            if !has_explicit_tag(plain)
+                && let Some(rec) = self.by_untagged_name(&conn, plain)?
+            {
+                return Ok(rec);
+            }
         }
         if is_hex(q)
             && q.len() >= MIN_ID_PREFIX
@@ -91,6 +98,51 @@ impl Store {
             query: q.to_owned(),
             hint: not_found_hint(q),
         })
+    }
+
+    /// A name without a tag and without a `latest` tag: the one image known under that name
+    /// (appc images are tagged with their version label, and rkt found them by bare name).
+    fn by_untagged_name(
+        &self,
+        conn: &Connection,
+        q: &str,
+    ) -> Result<Option<ImageRecord>, StoreError> {
+        let err = |e| StoreError::db("look up an image", &self.index_path(), e);
+        for (name, _) in name_candidates(q) {
+            let mut st = conn
+                .prepare(
+                    "SELECT i.id, i.record, n.tag FROM images i JOIN names n ON n.image_id = i.id
+                     WHERE n.name = ?1 ORDER BY n.tag LIMIT ?2",
+                )
+                .map_err(err)?;
+            let rows = st
+                .query_map(params![name, MAX_CANDIDATES as i64 + 1], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            let mut ids: Vec<&str> = rows.iter().map(|(id, _, _)| id.as_str()).collect();
+            ids.dedup();
+            match ids.len() {
+                0 => continue,
+                1 => return parse_record(&rows[0].0, &rows[0].1).map(Some),
+                _ => {
+                    return Err(StoreError::Ambiguous {
+                        query: q.to_owned(),
+                        candidates: rows
+                            .iter()
+                            .map(|(_, _, tag)| format!("{name}:{tag}"))
+                            .collect(),
+                    });
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn by_prefix(
@@ -161,6 +213,11 @@ fn split_algo_prefix(q: &str) -> Option<(&'static str, String)> {
     None
 }
 
+/// Whether `q` (`NAME[:TAG]`) names a tag: a ':' after the last '/'.
+fn has_explicit_tag(q: &str) -> bool {
+    q.rfind(':').is_some_and(|i| !q[i..].contains('/'))
+}
+
 /// The (name, tag) pairs `q` may mean: as typed, then Docker-normalised.
 fn name_candidates(q: &str) -> Vec<(String, String)> {
     let (name, tag) = match q.rfind(':') {
@@ -219,5 +276,7 @@ mod tests {
             Some(("sha512", "abc".into()))
         );
         assert_eq!(split_algo_prefix("sha256-xyz"), None);
+        assert!(has_explicit_tag("a/b:1"));
+        assert!(!has_explicit_tag("localhost:5000/app"));
     }
 }

@@ -68,8 +68,21 @@ fn appc_style_and_registry_names() {
         store.resolve("127.0.0.1:5000/team/app:v1").unwrap().id,
         b.id
     );
-    assert!(store.resolve("127.0.0.1:5000/team/app").is_err());
-    assert!(store.resolve("coreos.com/etcd").is_err());
+    // Without a tag and without a `latest`, the one image known under the name is meant
+    // (how rkt found appc images, which are tagged with their version)...
+    assert_eq!(store.resolve("127.0.0.1:5000/team/app").unwrap().id, b.id);
+    assert_eq!(store.resolve("coreos.com/etcd").unwrap().id, a.id);
+    // ...and with several, the user has to say which.
+    let c = make_image(&store, Some(id_with_prefix("cc", 3)), vec![]);
+    store
+        .insert_image(&c, &[name("coreos.com/etcd:v3.0.0")], None)
+        .unwrap();
+    let err = store.resolve("coreos.com/etcd").unwrap_err().to_string();
+    assert!(
+        err.contains("coreos.com/etcd:v2.0.0") && err.contains("coreos.com/etcd:v3.0.0"),
+        "{err}"
+    );
+    assert!(store.resolve("coreos.com/etcd:v9").is_err());
 }
 
 #[test]
