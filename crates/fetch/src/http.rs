@@ -182,6 +182,17 @@ pub enum HttpError {
 }
 
 impl HttpError {
+    /// Whether the TLS handshake failed over the server's certificate (rather than because the
+    /// server does not speak TLS at all).
+    pub fn is_certificate_error(&self) -> bool {
+        match self {
+            HttpError::Tls { source, .. } => source_chain_has(source, |e| {
+                e.to_string().to_ascii_lowercase().contains("certificate")
+            }),
+            _ => false,
+        }
+    }
+
     /// Whether trying again may help (connection trouble, not configuration or TLS problems).
     fn is_transient(&self) -> bool {
         matches!(
@@ -500,9 +511,11 @@ impl HttpClient {
         let mut url = req.url.clone();
         let mut method = req.method.clone();
         let mut body = req.body.clone();
+        // Every hop uses the first host's client, so a registry's certs.d CAs also vouch for
+        // the storage it redirects to (as in docker, where one transport serves the chain).
+        let client = self.client_for(&req.url)?;
         for _ in 0..=MAX_REDIRECTS {
             self.check_scheme(&url)?;
-            let client = self.client_for(&url)?;
             let mut rb = client
                 .request(method.clone(), url.clone())
                 .headers(req.headers.clone());

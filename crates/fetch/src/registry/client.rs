@@ -285,10 +285,16 @@ impl RegistryClient {
         if self.inner.http.options().allow_http {
             let mut probe = HttpRequest::new(Method::GET, https.join("v2/").unwrap_or(https));
             probe.retry = false;
-            if let Err(e) = self.inner.http.send(&probe).await {
-                tracing::info!(registry = %host, error = %e,
-                    "https does not work; using plain http as --insecure-options=http allows");
-                base.set_scheme("http").ok();
+            match self.inner.http.send(&probe).await {
+                // A server with a bad certificate does speak TLS; plain http would not help,
+                // and the certificate error is the one to show.
+                Err(e) if e.is_certificate_error() => return Err(e.into()),
+                Err(e) => {
+                    tracing::info!(registry = %host, error = %e,
+                        "https does not work; using plain http as --insecure-options=http allows");
+                    base.set_scheme("http").ok();
+                }
+                Ok(_) => {}
             }
         }
         lock(&self.inner.bases).insert(host.to_owned(), base.clone());

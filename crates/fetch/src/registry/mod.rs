@@ -23,6 +23,8 @@ mod error;
 mod test_server;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 
 pub use body::BlobStream;
 pub use client::{FetchedManifest, RegistryClient};
