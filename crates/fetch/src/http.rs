@@ -484,8 +484,9 @@ impl HttpClient {
             1
         };
         let mut delay = self.inner.opts.retry_delay;
-        for attempt in 1..=attempts {
-            let last = attempt == attempts;
+        let mut attempt = 1;
+        loop {
+            let last = attempt >= attempts;
             match self.send_once(req).await {
                 Ok(resp) if !last && retryable_status(resp.status()) => {
                     let wait = retry_after(&resp).unwrap_or(delay);
@@ -502,8 +503,8 @@ impl HttpClient {
                 other => return other,
             }
             delay = delay.saturating_mul(2);
+            attempt += 1;
         }
-        unreachable!("the last attempt always returns")
     }
 
     async fn send_once(&self, req: &HttpRequest) -> Result<Response, HttpError> {

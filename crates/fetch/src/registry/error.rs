@@ -39,8 +39,9 @@ pub enum RegistryError {
     },
     /// The registry wants credentials and we have none.
     #[error(
-        "{registry} requires authentication and no credentials for it were found: add them to \
-         ~/.docker/config.json (docker login {registry}) or to rkt's auth.d dockerAuth"
+        "{registry} refused anonymous access (the repository may not exist, or it needs \
+         credentials) and no credentials for it were found: add them to ~/.docker/config.json \
+         (docker login {registry}) or to rkt's auth.d dockerAuth"
     )]
     AuthRequired {
         /// The registry.
