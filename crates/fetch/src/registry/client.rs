@@ -65,7 +65,7 @@ impl RegistryClient {
     }
 
     #[cfg(test)]
-    pub(crate) fn inner_auth_for_tests(&self) -> &Auth {
+    pub(crate) fn auth_for_tests(&self) -> &Auth {
         &self.inner.auth
     }
 
@@ -83,6 +83,32 @@ impl RegistryClient {
         r: &DockerRef,
         reference: &str,
     ) -> Result<FetchedManifest, RegistryError> {
+        let mut attempt = 1;
+        loop {
+            match self.manifest_once(r, reference).await {
+                Err(e) if self.body_retry(&e, attempt) => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether to fetch a small document again after `e`: only a connection that broke while
+    /// the body was read (the request itself was already retried by the transport).
+    fn body_retry(&self, e: &RegistryError, attempt: u32) -> bool {
+        let retry =
+            matches!(e, RegistryError::Body { .. }) && attempt < self.inner.http.options().attempts;
+        if retry {
+            tracing::warn!(error = %e, attempt, "download broke off; fetching again");
+        }
+        retry
+    }
+
+    async fn manifest_once(
+        &self,
+        r: &DockerRef,
+        reference: &str,
+    ) -> Result<FetchedManifest, RegistryError> {
+        check_reference(r, reference)?;
         let url = self.url(r, &format!("manifests/{reference}")).await?;
         let resp = self
             .get(r, Method::GET, &url, Some(oci::MANIFEST_ACCEPT))
@@ -136,6 +162,7 @@ impl RegistryClient {
         r: &DockerRef,
         reference: &str,
     ) -> Result<Digest, RegistryError> {
+        check_reference(r, reference)?;
         let url = self.url(r, &format!("manifests/{reference}")).await?;
         let resp = self
             .get(r, Method::HEAD, &url, Some(oci::MANIFEST_ACCEPT))
@@ -156,6 +183,20 @@ impl RegistryClient {
     /// Blobs over [`MAX_DOCUMENT_BYTES`] are refused; stream those with
     /// [`RegistryClient::blob_stream`].
     pub async fn blob_bytes(
+        &self,
+        r: &DockerRef,
+        d: &Descriptor,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let mut attempt = 1;
+        loop {
+            match self.blob_bytes_once(r, d).await {
+                Err(e) if self.body_retry(&e, attempt) => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn blob_bytes_once(
         &self,
         r: &DockerRef,
         d: &Descriptor,
@@ -367,6 +408,23 @@ fn verify(
             registry: registry.to_owned(),
             expected: expected.clone(),
             actual,
+        })
+    }
+}
+
+/// A manifest reference must be a tag or a digest; anything else could reshape the URL.
+fn check_reference(r: &DockerRef, reference: &str) -> Result<(), RegistryError> {
+    let tag_like = !reference.is_empty()
+        && reference.len() <= 128
+        && reference
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if tag_like || reference.parse::<Digest>().is_ok() {
+        Ok(())
+    } else {
+        Err(RegistryError::BadReference {
+            image: r.to_string(),
+            reference: reference.to_owned(),
         })
     }
 }

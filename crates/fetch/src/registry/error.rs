@@ -28,6 +28,14 @@ pub enum RegistryError {
         /// What we tried.
         url: String,
     },
+    /// A manifest reference that is neither a tag nor a digest.
+    #[error("{reference:?} is neither a tag nor a digest (asked for in {image})")]
+    BadReference {
+        /// The image.
+        image: String,
+        /// The reference.
+        reference: String,
+    },
     /// Credentials were sent and refused.
     #[error(
         "authentication failed for {registry}: check credentials in ~/.docker/config.json or \

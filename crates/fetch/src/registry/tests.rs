@@ -303,31 +303,17 @@ async fn token_server_refusing_credentials_is_an_auth_failure() {
     );
 }
 
+/// Credentials never travel to a plain-http token server unless plain http is allowed.
 #[tokio::test]
 async fn plain_http_realm_needs_permission() {
-    let server = Server::start(|_| {
-        |_: &Req| {
-            Reply::status(401).header(
-                "WWW-Authenticate",
-                r#"Bearer realm="http://127.0.0.1:1/token""#,
-            )
-        }
-    })
-    .await;
-    // The registry is reached over http only because it is an http test server: use a client
-    // that allows http for the registry but check the realm rule through a strict one.
     let strict = RegistryClient::with_http(
-        HttpClient::new(HttpOptions {
-            allow_http: false,
-            ..HttpOptions::default()
-        })
-        .unwrap(),
-        Vec::new(),
+        HttpClient::new(HttpOptions::default()).unwrap(),
+        vec![("reg.example".into(), basic("u", "p"))],
     );
-    let auth = &strict.inner_auth_for_tests();
     let challenges = super::challenge::parse(r#"Bearer realm="http://127.0.0.1:1/token""#);
-    let err = auth
-        .authorize(&server.host(), &challenges, "", "repository:a:pull")
+    let err = strict
+        .auth_for_tests()
+        .authorize("reg.example", &challenges, "", "repository:a:pull")
         .await
         .unwrap_err();
     assert!(matches!(err, RegistryError::BadRealm { .. }), "{err}");
@@ -447,6 +433,27 @@ async fn retries_on_503_and_hangups() {
     let r = image(&server);
     assert_eq!(c.manifest(&r, "latest").await.unwrap().bytes, manifest);
     assert_eq!(hits.load(Ordering::SeqCst), 3);
+
+    // A body that breaks off midway is fetched again.
+    let broken = Arc::new(AtomicUsize::new(0));
+    let flaky = Server::start({
+        let (broken, manifest) = (broken.clone(), manifest.clone());
+        move |_| {
+            move |_: &Req| {
+                if broken.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let half = manifest[..manifest.len() / 2].to_vec();
+                    let full_len = manifest.len().to_string();
+                    Reply::ok(half).header("Content-Length", &full_len)
+                } else {
+                    Reply::ok(manifest.clone())
+                }
+            }
+        }
+    })
+    .await;
+    let got = c.manifest(&image(&flaky), "latest").await.unwrap();
+    assert_eq!(got.bytes, manifest);
+    assert_eq!(broken.load(Ordering::SeqCst), 2);
 
     let before = server.requests().len();
     let err = c.manifest(&r, "always").await.unwrap_err();
@@ -570,6 +577,8 @@ async fn errors_say_what_happened() {
     .await;
     let c = client(Vec::new());
     let r = image(&server);
+    let err = c.manifest(&r, "../../other/manifests/x").await.unwrap_err();
+    assert!(matches!(err, RegistryError::BadReference { .. }), "{err}");
     let err = c.manifest(&r, "nope").await.unwrap_err();
     assert_eq!(
         err.to_string(),
