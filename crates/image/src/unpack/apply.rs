@@ -267,13 +267,17 @@ impl<'o> Unpacker<'o> {
         };
         let h = e.header();
         let mode = h.mode().map_err(bad)? & 0o7777;
+        // u32::MAX is chown's "leave unchanged", so it cannot be applied either.
         let id = |v: u64| {
-            u32::try_from(v).map_err(|_| {
-                bad(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "uid/gid above 2^32",
-                ))
-            })
+            u32::try_from(v)
+                .ok()
+                .filter(|&id| id != u32::MAX)
+                .ok_or_else(|| {
+                    bad(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "uid/gid out of range (at most 2^32 - 2)",
+                    ))
+                })
         };
         let uid = id(h.uid().map_err(bad)?)?;
         let gid = id(h.gid().map_err(bad)?)?;
@@ -972,8 +976,12 @@ impl<'o> Unpacker<'o> {
 fn parse_pax_time(v: &[u8]) -> Option<(i64, u32)> {
     let s = std::str::from_utf8(v).ok()?;
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    // Times before the epoch are clamped to it: utimensat refuses negative seconds.
     let secs: i64 = secs.parse().ok()?;
-    if secs < 0 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if secs < 0 {
+        return Some((0, 0));
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
         return Some((secs, 0));
     }
     let mut digits: String = frac.chars().take(9).collect();
@@ -996,5 +1004,6 @@ mod tests {
         );
         assert_eq!(parse_pax_time(b"1.1234567891"), Some((1, 123_456_789)));
         assert_eq!(parse_pax_time(b"x"), None);
+        assert_eq!(parse_pax_time(b"-5.5"), Some((0, 0)));
     }
 }
