@@ -49,9 +49,11 @@
 //! are `openat`, `write`s, `fchown`, `fchmod`, `futimens`, `close` — what GNU tar does.
 
 mod apply;
+mod create;
 pub(crate) mod fsops;
 mod meter;
 mod names;
+mod place;
 mod tree;
 
 use std::io::{self, Read};

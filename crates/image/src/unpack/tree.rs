@@ -102,12 +102,6 @@ impl Tree {
 
     /// Strict descendants of `dir`, in ascending order (so parents before children).
     pub(crate) fn descendants(&self, dir: &[u8]) -> Vec<Vec<u8>> {
-        let lo = join(dir, b"");
-        // '/' + 1 == '0': every path below `dir/` sorts before `dir0`.
-        let mut hi = lo.clone();
-        if let Some(last) = hi.last_mut() {
-            *last = b'/' + 1;
-        }
         if dir.is_empty() {
             return self
                 .paths
@@ -115,6 +109,12 @@ impl Tree {
                 .filter(|p| !p.is_empty())
                 .cloned()
                 .collect();
+        }
+        // Everything below `dir/` sorts before `dir0`, since '0' is '/' + 1.
+        let lo = join(dir, b"");
+        let mut hi = lo.clone();
+        if let Some(last) = hi.last_mut() {
+            *last = b'/' + 1;
         }
         self.paths.range(lo..hi).map(|(p, _)| p.clone()).collect()
     }
