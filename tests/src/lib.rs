@@ -1,1 +1,17 @@
-//! (in progress)
+//! The test harness: fixture images built from Debian packages, a loopback registry (Debian's
+//! `docker-registry`) with TLS, basic and token auth, and a pusher to fill it.
+//!
+//! Everything here uses real components and only ever listens on or connects to 127.0.0.1.
+//!
+//! - [`Fixtures::get`]: busybox images in every format rkt reads, adversarial images, and
+//!   (lazily, [`Fixtures::large`]) a large multi-layer image with a sibling.
+//! - [`registry::Registry::start`]: a registry on a free loopback port, killed on drop.
+//! - [`push::Pusher`]: pushes an OCI layout to it.
+#![forbid(unsafe_code)]
+
+pub mod compress;
+pub mod fixtures;
+pub mod tarw;
+
+pub use compress::Compression;
+pub use fixtures::{FixtureError, Fixtures};
