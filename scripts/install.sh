@@ -32,6 +32,7 @@ pkgs=(
 )
 if [ "$want_tests" = 1 ]; then
   pkgs+=(xz-utils bzip2 zstd)
+  pkgs+=(skopeo)                     # an independent client that checks fixtures and registry
 fi
 if [ "$want_bench" = 1 ]; then
   pkgs+=(podman skopeo crun runc hyperfine)

@@ -11,7 +11,12 @@
 
 pub mod compress;
 pub mod fixtures;
+pub mod push;
+pub mod registry;
+pub mod spawn;
 pub mod tarw;
 
 pub use compress::Compression;
 pub use fixtures::{FixtureError, Fixtures};
+pub use push::{PushedImage, Pusher};
+pub use registry::{Auth, Registry, RegistryOptions};
