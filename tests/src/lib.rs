@@ -7,12 +7,14 @@
 //!   (lazily, [`Fixtures::large`]) a large multi-layer image with a sibling.
 //! - [`registry::Registry::start`]: a registry on a free loopback port, killed on drop.
 //! - [`push::Pusher`]: pushes an OCI layout to it.
+//! - [`rkt::Rkt`]: runs the real `rkt` binary in a sandbox (own `--dir`, config dirs, `HOME`).
 #![forbid(unsafe_code)]
 
 pub mod compress;
 pub mod fixtures;
 pub mod push;
 pub mod registry;
+pub mod rkt;
 pub mod spawn;
 pub mod tarw;
 
