@@ -375,6 +375,10 @@ pub struct HttpRequest {
     pub body: Option<Bytes>,
     /// Whether to retry after connection errors, 5xx and 429 (only for idempotent requests).
     pub retry: bool,
+    /// Choose TLS roots as for this URL's host instead of `url`'s: a registry's `certs.d` CAs
+    /// also vouch for the token server it names (as in docker, which uses the registry's
+    /// transport for both).
+    pub trust_as: Option<Url>,
 }
 
 impl HttpRequest {
@@ -387,6 +391,7 @@ impl HttpRequest {
             authorization: None,
             body: None,
             retry: true,
+            trust_as: None,
         }
     }
 }
@@ -514,7 +519,7 @@ impl HttpClient {
         let mut body = req.body.clone();
         // Every hop uses the first host's client, so a registry's certs.d CAs also vouch for
         // the storage it redirects to (as in docker, where one transport serves the chain).
-        let client = self.client_for(&req.url)?;
+        let client = self.client_for(req.trust_as.as_ref().unwrap_or(&req.url))?;
         for _ in 0..=MAX_REDIRECTS {
             self.check_scheme(&url)?;
             let mut rb = client

@@ -141,6 +141,7 @@ impl Auth {
     pub(crate) async fn authorize(
         &self,
         registry: &str,
+        registry_url: &Url,
         challenges: &[Challenge],
         raw: &str,
         scope: &str,
@@ -173,7 +174,7 @@ impl Auth {
         let key = token_key(registry, pick, scope);
         lock(&self.tokens).remove(&key);
         let token = self
-            .fetch_token(registry, pick, scope, cred.as_ref())
+            .fetch_token(registry, registry_url, pick, scope, cred.as_ref())
             .await?;
         let header = bearer_header(&token.value);
         lock(&self.tokens).insert(key, token);
@@ -196,6 +197,7 @@ impl Auth {
     async fn fetch_token(
         &self,
         registry: &str,
+        registry_url: &Url,
         ch: &Challenge,
         scope: &str,
         cred: Option<&Credential>,
@@ -224,7 +226,7 @@ impl Auth {
         if let Some(s) = ch.param("scope").filter(|s| *s != scope) {
             scopes.push(s);
         }
-        let req = match cred {
+        let mut req = match cred {
             Some(Credential::IdentityToken(refresh)) => {
                 // OAuth2 refresh-token grant, as docker does for identity tokens.
                 let mut form = url::form_urlencoded::Serializer::new(String::new());
@@ -264,6 +266,7 @@ impl Auth {
                 r
             }
         };
+        req.trust_as = Some(registry_url.clone());
         tracing::debug!(%registry, realm = %realm, ?scopes, with_credentials = cred.is_some(),
             "requesting registry token");
         let resp = self.http.send(&req).await?;

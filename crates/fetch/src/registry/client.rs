@@ -379,7 +379,7 @@ impl RegistryClient {
                 .collect();
             let challenges: Vec<_> = raw.iter().flat_map(|h| challenge::parse(h)).collect();
             let header = auth
-                .authorize(&r.registry, &challenges, &raw.join(", "), &scope)
+                .authorize(&r.registry, url, &challenges, &raw.join(", "), &scope)
                 .await?;
             authorization = Some(header);
             fresh = true;

@@ -313,7 +313,13 @@ async fn plain_http_realm_needs_permission() {
     let challenges = super::challenge::parse(r#"Bearer realm="http://127.0.0.1:1/token""#);
     let err = strict
         .auth_for_tests()
-        .authorize("reg.example", &challenges, "", "repository:a:pull")
+        .authorize(
+            "reg.example",
+            &url::Url::parse("https://reg.example/v2/").unwrap(),
+            &challenges,
+            "",
+            "repository:a:pull",
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, RegistryError::BadRealm { .. }), "{err}");
