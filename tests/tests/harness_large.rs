@@ -135,7 +135,10 @@ fn large_image_layers_and_expectations() {
     }
     for (l, t) in &lf.hardlinks {
         assert_eq!(merged[&l[1..]], (b'1', t[1..].to_owned()));
-        assert!(merged.contains_key(&t[1..]), "hard link target {t} is hidden");
+        assert!(
+            merged.contains_key(&t[1..]),
+            "hard link target {t} is hidden"
+        );
     }
     assert_eq!(merged["etc/rkt-large-top"].0, b'0');
 

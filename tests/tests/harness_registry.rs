@@ -162,7 +162,7 @@ fn basic_auth_registry_accepts_only_its_user() {
 #[test]
 fn token_auth_registry_issues_and_checks_tokens() {
     let reg = Registry::start(RegistryOptions::token());
-    assert!(reg.token_realm().unwrap().starts_with("http://127.0.0.1:"));
+    assert!(reg.token_realm().unwrap().starts_with("https://127.0.0.1:"));
     check_auth(&reg);
     assert!(
         reg.tokens_issued() >= 2,
@@ -238,4 +238,15 @@ fn drop_stops_the_registry_and_removes_its_files() {
         status.is_empty() || status.contains("State:\tZ"),
         "{status}"
     );
+}
+
+#[test]
+fn token_auth_works_over_plain_http_too() {
+    let reg = Registry::start(RegistryOptions {
+        tls: false,
+        ..RegistryOptions::token()
+    });
+    assert!(reg.token_realm().unwrap().starts_with("http://127.0.0.1:"));
+    check_auth(&reg);
+    assert!(reg.tokens_issued() >= 2);
 }

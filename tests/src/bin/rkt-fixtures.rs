@@ -61,6 +61,10 @@ enum Cmd {
         /// Write the registry's address and trust material here (JSON) once it is ready.
         #[arg(long)]
         ready_file: Option<PathBuf>,
+        /// Also write an rkt configuration directory here (certs.d and auth.d for this
+        /// registry), for `rkt --local-config DIR`.
+        #[arg(long, value_name = "DIR")]
+        rkt_config: Option<PathBuf>,
     },
 }
 
@@ -87,7 +91,22 @@ fn main() -> Result<()> {
             password,
             push,
             ready_file,
-        } => serve(tls, auth, user, password, &push, ready_file),
+            rkt_config,
+        } => serve(
+            RegistryOptions {
+                tls,
+                auth: match auth {
+                    AuthArg::None => Auth::None,
+                    AuthArg::Basic => Auth::Basic,
+                    AuthArg::Token => Auth::Token,
+                },
+                username: user,
+                password,
+            },
+            &push,
+            ready_file,
+            rkt_config,
+        ),
     }
 }
 
@@ -118,12 +137,10 @@ fn build(large: bool, print_paths: bool) -> Result<()> {
 }
 
 fn serve(
-    tls: bool,
-    auth: AuthArg,
-    username: String,
-    password: String,
+    opts: RegistryOptions,
     push: &[String],
     ready_file: Option<PathBuf>,
+    rkt_config: Option<PathBuf>,
 ) -> Result<()> {
     // Registered before anything is announced, so a caller that signals as soon as the ready
     // file appears is not lost.
@@ -140,16 +157,6 @@ fn serve(
         fx.pushable(fixture)
             .map_err(|e| anyhow::anyhow!(chain(&e)))?;
     }
-    let opts = RegistryOptions {
-        tls,
-        auth: match auth {
-            AuthArg::None => Auth::None,
-            AuthArg::Basic => Auth::Basic,
-            AuthArg::Token => Auth::Token,
-        },
-        username,
-        password,
-    };
     let reg = Registry::try_start(opts).map_err(|e| anyhow::anyhow!(chain(&e)))?;
     let mut pushed = Vec::new();
     for (name, fixture) in &wanted {
@@ -169,13 +176,22 @@ fn serve(
             "media_type": p.media_type,
         }));
     }
+    if let Some(d) = &rkt_config {
+        reg.write_rkt_config(d)
+            .with_context(|| format!("cannot write the rkt configuration in {}", d.display()))?;
+    }
     let info = json!({
         "addr": reg.host(),
         "url": reg.url(),
-        "tls": tls,
+        "tls": reg.options().tls,
         "ca": reg.ca_pem(),
         "cert_dir": reg.cert_dir(),
-        "auth": match auth { AuthArg::None => "none", AuthArg::Basic => "basic", AuthArg::Token => "token" },
+        "auth": match reg.options().auth {
+            Auth::None => "none",
+            Auth::Basic => "basic",
+            Auth::Token => "token",
+        },
+        "rkt_config": rkt_config,
         "username": reg.credentials().map(|c| c.0),
         "password": reg.credentials().map(|c| c.1),
         "token_realm": reg.token_realm(),

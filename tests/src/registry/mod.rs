@@ -239,11 +239,20 @@ impl Registry {
                 None
             }
             Auth::Token => {
+                let tls = if opts.tls {
+                    Some(pki.rustls_server_config().map_err(|e| RegistryError::Io {
+                        what: "cannot set up TLS for the token server".into(),
+                        source: io::Error::other(e),
+                    })?)
+                } else {
+                    None
+                };
                 let ts = token::TokenServer::start(
                     &pki.token_key_pkcs8,
                     &pki.token_cert_der,
                     &opts.username,
                     &opts.password,
+                    tls,
                 )
                 .map_err(io_err("cannot start the token server"))?;
                 cfg.push_str(&format!(
@@ -362,6 +371,37 @@ impl Registry {
     /// when serving TLS.
     pub fn cert_dir(&self) -> Option<&Path> {
         self.opts.tls.then_some(self.pki.cert_dir.as_path())
+    }
+
+    /// Writes what rkt needs to use this registry into the configuration directory `dir`
+    /// (as passed to `--local-config` or `--user-config`): `certs.d/<host:port>/ca.crt` for
+    /// the registry and the token server when serving TLS, and an `auth.d` `dockerAuth` file with the credentials when auth is on.
+    pub fn write_rkt_config(&self, dir: &Path) -> io::Result<()> {
+        if self.opts.tls {
+            // The token server listens on its own port, and trust is per host:port.
+            let mut hosts = vec![self.host()];
+            hosts.extend(self.token.as_ref().map(|t| t.addr().to_string()));
+            for h in hosts {
+                let certs = dir.join("certs.d").join(h);
+                fs::create_dir_all(&certs)?;
+                fs::copy(&self.pki.ca_pem, certs.join("ca.crt"))?;
+            }
+        }
+        if let Some((user, password)) = self.credentials() {
+            let auth = dir.join("auth.d");
+            fs::create_dir_all(&auth)?;
+            let doc = serde_json::json!({
+                "rktKind": "dockerAuth",
+                "rktVersion": "v1",
+                "registries": [self.host()],
+                "credentials": {"user": user, "password": password},
+            });
+            fs::write(
+                auth.join(format!("rkt-test-registry-{}.json", self.addr.port())),
+                serde_json::to_vec_pretty(&doc)?,
+            )?;
+        }
+        Ok(())
     }
 
     /// `(user, password)` when auth is on.

@@ -21,6 +21,10 @@ pub struct Pki {
     pub server_cert: PathBuf,
     /// Its key (PEM).
     pub server_key: PathBuf,
+    /// The server certificate (DER), for in-process TLS servers such as the token server.
+    pub server_cert_der: Vec<u8>,
+    /// Its key (PKCS#8 DER).
+    pub server_key_pkcs8: Vec<u8>,
     /// The token signing certificate (DER), signed by the CA; it goes in the JWT `x5c`.
     pub token_cert_der: Vec<u8>,
     /// The token signing key (PKCS#8 DER, ECDSA P-256).
@@ -90,6 +94,8 @@ pub fn generate(dir: &Path) -> Result<Pki, RegistryError> {
         server_cert: dir.join("server.pem"),
         server_key: dir.join("server-key.pem"),
         cert_dir: cert_dir.clone(),
+        server_cert_der: server_cert.der().to_vec(),
+        server_key_pkcs8: server_key.serialize_der(),
         token_cert_der: token_cert.der().to_vec(),
         token_key_pkcs8: token_key.serialize_der(),
     };
@@ -99,4 +105,22 @@ pub fn generate(dir: &Path) -> Result<Pki, RegistryError> {
         .and_then(|()| fs::write(&pki.server_key, server_key.serialize_pem()))
         .map_err(io("cannot write the test certificates"))?;
     Ok(pki)
+}
+
+impl Pki {
+    /// A rustls server configuration presenting the server certificate.
+    pub fn rustls_server_config(
+        &self,
+    ) -> Result<std::sync::Arc<rustls::ServerConfig>, rustls::Error> {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(self.server_cert_der.clone())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.server_key_pkcs8.clone())),
+            )?;
+        Ok(std::sync::Arc::new(cfg))
+    }
 }

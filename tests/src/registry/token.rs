@@ -1,4 +1,5 @@
-//! A small token server for distribution's token auth, on loopback.
+//! A small token server for distribution's token auth, on loopback, over HTTPS when the
+//! registry uses TLS (clients rightly refuse to send passwords to a plain-http realm).
 //!
 //! The flow it serves: the registry answers 401 with `WWW-Authenticate: Bearer realm=…,
 //! service=…,scope=…`; the client asks the realm (`GET ?service=…&scope=…` with basic auth, or
@@ -38,6 +39,7 @@ struct Issuer {
 /// The running token server. Stops on drop.
 pub struct TokenServer {
     addr: SocketAddr,
+    scheme: &'static str,
     issuer: Arc<Issuer>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -45,12 +47,14 @@ pub struct TokenServer {
 
 impl TokenServer {
     /// Starts a server that issues tokens to `username`/`password`, signed with the PKCS#8
-    /// ECDSA P-256 key `key_pkcs8` whose certificate is `cert_der`.
+    /// ECDSA P-256 key `key_pkcs8` whose certificate is `cert_der`; it serves HTTPS with `tls`
+    /// when given.
     pub fn start(
         key_pkcs8: &[u8],
         cert_der: &[u8],
         username: &str,
         password: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
     ) -> io::Result<Self> {
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key_pkcs8)
             .map_err(|e| io::Error::other(format!("token signing key: {e}")))?;
@@ -65,6 +69,7 @@ impl TokenServer {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let thread = {
             let issuer = Arc::clone(&issuer);
             let stop = Arc::clone(&stop);
@@ -77,23 +82,37 @@ impl TokenServer {
                         }
                         let Ok(conn) = conn else { continue };
                         let issuer = Arc::clone(&issuer);
+                        let tls = tls.clone();
                         std::thread::spawn(move || {
-                            let _ = serve(conn, &issuer);
+                            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                            let _ = match tls.map(rustls::ServerConnection::new) {
+                                None => serve(conn, &issuer),
+                                Some(Ok(tls)) => {
+                                    serve(rustls::StreamOwned::new(tls, conn), &issuer)
+                                }
+                                Some(Err(e)) => Err(io::Error::other(e)),
+                            };
                         });
                     }
                 })?
         };
         Ok(TokenServer {
             addr,
+            scheme,
             issuer,
             stop,
             thread: Some(thread),
         })
     }
 
-    /// `http://127.0.0.1:PORT/token`.
+    /// `https://127.0.0.1:PORT/token` (`http://` without TLS).
     pub fn realm(&self) -> String {
-        format!("http://{}/token", self.addr)
+        format!("{}://{}/token", self.scheme, self.addr)
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// How many tokens were issued.
@@ -125,7 +144,7 @@ struct Request {
     body: String,
 }
 
-fn read_request(conn: &TcpStream) -> io::Result<Request> {
+fn read_request(conn: &mut impl Read) -> io::Result<Request> {
     let mut r = BufReader::new(conn.take(64 << 10));
     let mut line = String::new();
     r.read_line(&mut line)?;
@@ -164,7 +183,7 @@ fn read_request(conn: &TcpStream) -> io::Result<Request> {
 }
 
 fn respond(
-    mut conn: &TcpStream,
+    conn: &mut impl Write,
     status: &str,
     extra: &str,
     body: &serde_json::Value,
@@ -179,14 +198,13 @@ fn respond(
     conn.flush()
 }
 
-fn serve(conn: TcpStream, issuer: &Issuer) -> io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let req = match read_request(&conn) {
+fn serve(mut conn: impl Read + Write, issuer: &Issuer) -> io::Result<()> {
+    let req = match read_request(&mut conn) {
         Ok(r) => r,
         Err(e) => {
             issuer.refused.fetch_add(1, Ordering::SeqCst);
             return respond(
-                &conn,
+                &mut conn,
                 "404 Not Found",
                 "",
                 &json!({"errors": [e.to_string()]}),
@@ -215,7 +233,7 @@ fn serve(conn: TcpStream, issuer: &Issuer) -> io::Result<()> {
     if !ok {
         issuer.refused.fetch_add(1, Ordering::SeqCst);
         return respond(
-            &conn,
+            &mut conn,
             "401 Unauthorized",
             "WWW-Authenticate: Basic realm=\"rkt-test-token\"\r\n",
             &json!({"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]}),
@@ -240,7 +258,7 @@ fn serve(conn: TcpStream, issuer: &Issuer) -> io::Result<()> {
     let token = issuer.token(&user, &scopes);
     issuer.issued.fetch_add(1, Ordering::SeqCst);
     respond(
-        &conn,
+        &mut conn,
         "200 OK",
         "",
         &json!({"token": token, "access_token": token, "expires_in": LIFETIME}),
