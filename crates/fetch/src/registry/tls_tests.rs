@@ -275,3 +275,54 @@ async fn https_to_http_redirects_need_permission() {
     assert_eq!(lax.manifest(&r, "latest").await.unwrap().bytes, MANIFEST);
     assert_eq!(plain.requests().len(), 1);
 }
+
+/// `SSL_CERT_FILE` replaces the platform roots (rustls-native-certs reads it when the client
+/// is built). The environment cannot be changed inside this process without `unsafe`, so the
+/// check runs in a child: this test binary again, running only [`ssl_cert_file_child`].
+#[test]
+fn ssl_cert_file_is_honoured() {
+    let manifest = response("200 OK", &[], MANIFEST);
+    let files = [("v2/library/busybox/manifests/latest", manifest)];
+    let Some(server) = TlsServer::start(&files) else {
+        return;
+    };
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "registry::tls_tests::ssl_cert_file_child",
+        ])
+        .env("SSL_CERT_FILE", server.dir.path().join("ca.crt"))
+        .env_remove("SSL_CERT_DIR")
+        .env("RKT_TEST_TLS_PORT", server.port.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("1 passed"),
+        "the child test did not run: {text}"
+    );
+}
+
+#[test]
+#[ignore = "run by ssl_cert_file_is_honoured, with SSL_CERT_FILE pointing at the test CA"]
+fn ssl_cert_file_child() {
+    let Some(port) = std::env::var_os("RKT_TEST_TLS_PORT") else {
+        eprintln!("skipping: only meaningful when run by ssl_cert_file_is_honoured");
+        return;
+    };
+    let r = DockerRef::parse(&format!(
+        "127.0.0.1:{}/library/busybox:latest",
+        port.to_string_lossy()
+    ))
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let m = rt
+        .block_on(client(HttpOptions::default()).manifest(&r, "latest"))
+        .unwrap();
+    assert_eq!(m.digest, Digest::sha256_of(MANIFEST));
+}
