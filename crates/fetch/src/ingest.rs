@@ -9,7 +9,7 @@ use std::io::{self, Read};
 use rkt_image::compress::{self, Compression};
 use rkt_image::hashio::{HashingReader, TeeReader};
 use rkt_image::unpack::{LayerLayout, UnpackOptions, unpack_layer};
-use rkt_store::{LayerInfo, LayerTx, Store};
+use rkt_store::{BlobWriter, LayerInfo, LayerTx, Store};
 use rkt_types::digest::{Algorithm, Hasher};
 use rkt_types::oci::Descriptor;
 use rkt_types::{Digest, LayerRecord};
@@ -33,14 +33,19 @@ pub(crate) struct Ingested {
     pub record: LayerRecord,
     /// The unpacked tree waiting for commit; `None` if the store already had it.
     pub tree: Option<(LayerTx, LayerInfo)>,
+    /// The verified blob waiting for commit (in `tmp/`); `None` if the store already had it.
+    /// Blobs are committed with the image, not here, so that a fetch failing on another
+    /// layer leaves no blob behind.
+    pub blob: Option<BlobWriter>,
     /// For ACIs: the `manifest` file and the sha512 of the uncompressed ACI (the image id).
     pub aci: Option<(Vec<u8>, Digest)>,
     /// Entries the unpacker neutralised (device nodes, dropped xattrs), for a warning.
     pub skipped: Vec<String>,
 }
 
-/// Reads a whole layer stream: stores the blob (unless present), unpacks the tree (unless
-/// present), and checks the blob digest, blob size and diff id on the way.
+/// Reads a whole layer stream: writes the blob (unless present) and unpacks the tree (unless
+/// present) into `tmp/`, checking the blob digest, blob size and diff id on the way. Nothing
+/// is committed here; [`crate::sources::commit`] does that once every layer is in.
 pub(crate) fn ingest(
     store: &Store,
     job: &LayerJob,
@@ -143,9 +148,6 @@ pub(crate) fn ingest(
             actual: diff_id,
         });
     }
-    if let Some(w) = blob_writer {
-        w.commit(Some(&job.blob.digest), Some(job.blob.size))?;
-    }
     let mut skipped = Vec::new();
     let mut aci = None;
     let tree = match (tx.take(), report) {
@@ -178,6 +180,7 @@ pub(crate) fn ingest(
             size: blob_size,
         },
         tree,
+        blob: blob_writer,
         aci,
         skipped,
     })

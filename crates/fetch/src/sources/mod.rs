@@ -75,6 +75,7 @@ pub(crate) async fn ingest_all(
                     size: job.blob.size,
                 },
                 tree: None,
+                blob: None,
                 aci: None,
                 skipped: Vec::new(),
             });
@@ -168,8 +169,8 @@ fn lock_key(job: &LayerJob) -> String {
     }
 }
 
-/// Makes an ingested image visible: one `syncfs`, trees renamed into place, documents stored,
-/// and the index row written last.
+/// Makes an ingested image visible: layer blobs and documents stored, one `syncfs`, trees
+/// renamed into place, and the index row written last.
 pub(crate) async fn commit(
     store: &Arc<Store>,
     mut image: IngestedImage,
@@ -180,6 +181,11 @@ pub(crate) async fn commit(
 ) -> Result<ImageRecord, FetchError> {
     let store = store.clone();
     tokio::task::spawn_blocking(move || -> Result<ImageRecord, FetchError> {
+        for l in &mut image.layers {
+            if let Some(w) = l.blob.take() {
+                w.commit(Some(&l.record.blob), Some(l.record.size))?;
+            }
+        }
         for (bytes, digest) in &documents {
             if !store.has_blob(digest) {
                 store.put_blob(bytes, Some(digest))?;
