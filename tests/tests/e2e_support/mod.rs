@@ -203,3 +203,52 @@ pub fn assert_nothing_stored(
     let tmp = tmp_entries(rkt);
     assert!(tmp.is_empty(), "store/tmp is not empty: {tmp:?}");
 }
+
+/// A copy of the single-image OCI layout `src` (ref `latest`) whose config carries one more
+/// label: another image (another id) with the same layers. Returns the layout directory and
+/// the new image's id.
+pub fn relabelled_layout(
+    src: &rkt_tests::fixtures::OciLayout,
+    label: &str,
+) -> (tempfile::TempDir, Digest) {
+    use serde_json::Value;
+    let dir = tempfile::tempdir().unwrap();
+    let blobs_dir = dir.path().join("blobs/sha256");
+    fs::create_dir_all(&blobs_dir).unwrap();
+    for e in fs::read_dir(src.path.join("blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), blobs_dir.join(e.file_name())).unwrap();
+    }
+    let put = |bytes: &[u8]| -> (Digest, u64) {
+        let d = Digest::sha256_of(bytes);
+        fs::write(blobs_dir.join(d.hex()), bytes).unwrap();
+        (d, bytes.len() as u64)
+    };
+    let read_json = |d: &Digest| -> Value {
+        serde_json::from_slice(&fs::read(blobs_dir.join(d.hex())).unwrap()).unwrap()
+    };
+    let mut manifest = read_json(&src.image.manifest.digest);
+    let mut config = read_json(&src.image.config.digest);
+    config["config"]["Labels"]["rkt.test.relabelled"] = Value::from(label);
+    let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = Value::from(config_digest.to_string());
+    manifest["config"]["size"] = Value::from(config_size);
+    let (manifest_digest, manifest_size) = put(&serde_json::to_vec(&manifest).unwrap());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": src.image.manifest.media_type,
+            "digest": manifest_digest.to_string(),
+            "size": manifest_size,
+            "annotations": {"org.opencontainers.image.ref.name": "latest"},
+        }],
+    });
+    fs::write(dir.path().join("index.json"), index.to_string()).unwrap();
+    fs::write(
+        dir.path().join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    (dir, config_digest)
+}
