@@ -44,7 +44,15 @@ fn absolute_names_land_inside() {
     let tar = Tar::new()
         .raw(abs.as_bytes(), EntryType::Regular, b"x", |_| {})
         .bytes();
-    s.unpack_ok(&tar);
+    let report = s.unpack_ok(&tar);
+    assert!(
+        report
+            .skipped
+            .iter()
+            .any(|l| l.starts_with(&abs) && l.contains("absolute name")),
+        "a warning names the entry: {:?}",
+        report.skipped
+    );
     assert_eq!(
         fs::read(s.at(&format!("{}/pwned", s.outside_rel()))).unwrap(),
         b"x"
@@ -82,7 +90,17 @@ fn relative_symlinks_cannot_climb_out() {
         // Created as given (nothing follows it), though it points nowhere good.
         .symlink("evil", "../../../../etc/shadow")
         .bytes();
-    s.unpack_ok(&tar);
+    let report = s.unpack_ok(&tar);
+    for entry in ["up/outside/pwned", "l/pwned2", "sub/back/pwned3"] {
+        assert!(
+            report
+                .skipped
+                .iter()
+                .any(|l| l.starts_with(entry) && l.contains("outside the layer")),
+            "a warning names {entry}: {:?}",
+            report.skipped
+        );
+    }
     assert_eq!(fs::read(s.at("outside/pwned")).unwrap(), b"1");
     assert_eq!(fs::read(s.at("outside/pwned2")).unwrap(), b"2");
     assert_eq!(fs::read(s.at("outside/pwned3")).unwrap(), b"3");

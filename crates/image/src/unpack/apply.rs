@@ -202,6 +202,10 @@ impl<'o> Unpacker<'o> {
             }
         };
         let comps = names::normalize(&raw).map_err(|err| name_error(&name, err))?;
+        if raw.first() == Some(&b'/') {
+            // GNU tar's rule; said out loud because such a name aims at the host.
+            self.skip(&name, "absolute name; placed relative to the layer root");
+        }
         let comps = match names::place(self.opts.layout, comps) {
             Place::Tree(c) => c,
             Place::AciManifest => return self.aci_manifest(e, &name, kind),

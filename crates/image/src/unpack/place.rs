@@ -23,6 +23,12 @@ impl Unpacker<'_> {
             .tree
             .resolve_dir(comps)
             .map_err(|e| resolve_error(entry, e))?;
+        if r.clamped {
+            self.skip(
+                entry,
+                "a symlink in its path points outside the layer; resolved inside the layer instead",
+            );
+        }
         let mut cur = r.existing;
         for leaf in r.missing {
             cur = self.implicit_dir(entry, &cur, &leaf)?;

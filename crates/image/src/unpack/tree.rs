@@ -44,6 +44,9 @@ pub(crate) struct Resolved {
     pub existing: Vec<u8>,
     /// Components below `existing` that do not exist yet (plain names).
     pub missing: Vec<Vec<u8>>,
+    /// A symlink on the way pointed outside the tree (an absolute target, or `..` above the
+    /// root) and was resolved inside it instead: a lookup on the host would have escaped.
+    pub clamped: bool,
 }
 
 /// Paths (canonical, relative to the root; the root is the empty path) and their inodes.
@@ -148,12 +151,15 @@ impl Tree {
         // Length of `cur` before each component, for `..`.
         let mut lens: Vec<usize> = Vec::new();
         let mut hops = 0;
+        let mut clamped = false;
         while let Some(c) = queue.pop_front() {
             match &c[..] {
                 b"" | b"." => continue,
                 b".." => {
-                    if let Some(l) = lens.pop() {
-                        cur.truncate(l);
+                    // Entry names are normalised, so every `..` here comes from a symlink.
+                    match lens.pop() {
+                        Some(l) => cur.truncate(l),
+                        None => clamped = true,
                     }
                     continue;
                 }
@@ -173,6 +179,7 @@ impl Tree {
                     if target.starts_with(b"/") {
                         cur.clear();
                         lens.clear();
+                        clamped = true;
                     }
                     for part in target.split(|&b| b == b'/').rev() {
                         queue.push_front(part.to_vec());
@@ -191,6 +198,7 @@ impl Tree {
                     return Ok(Resolved {
                         existing: cur,
                         missing,
+                        clamped,
                     });
                 }
             }
@@ -198,6 +206,7 @@ impl Tree {
         Ok(Resolved {
             existing: cur,
             missing: Vec::new(),
+            clamped,
         })
     }
 
@@ -250,7 +259,10 @@ mod tests {
     fn resolves_inside_the_root() {
         let t = tree();
         assert_eq!(r(&t, "lib").unwrap().existing, b"usr/lib");
+        assert!(!r(&t, "lib").unwrap().clamped);
         assert_eq!(r(&t, "up").unwrap().existing, b"");
+        assert!(r(&t, "up").unwrap().clamped);
+        assert!(r(&t, "abs").unwrap().clamped);
         assert_eq!(r(&t, "up/usr").unwrap().existing, b"usr");
         assert_eq!(r(&t, "abs/lib").unwrap().existing, b"usr/lib");
         let m = r(&t, "abs/new/deeper").unwrap();
