@@ -82,14 +82,34 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(err("configure"))?;
     // WAL lets readers (list, resolve) run while a fetch writes; FULL makes each committed
     // transaction survive power loss, not just a killed process.
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(err("switch to WAL mode"))?;
+    set_wal(&conn).map_err(err("switch to WAL mode"))?;
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(err("configure"))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(err("configure"))?;
     migrate(&mut conn, path)?;
     Ok(conn)
+}
+
+/// Switches a connection to WAL. On a fresh index the switch needs an exclusive lock and
+/// SQLite answers SQLITE_BUSY at once, without the busy handler, while another process opening
+/// the same fresh store holds a lock (several `rkt fetch` into a new `--dir`); so retry until
+/// [`BUSY_TIMEOUT`]. On an index already in WAL mode this is a no-op that takes no lock.
+fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            r => return r,
+        }
+    }
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
