@@ -243,6 +243,15 @@ fn not_found_hint(q: &str) -> String {
         };
         return format!("no image id starts with that{short}; list images with `rkt image list`");
     }
+    // A local source or URL names no stored image: say so rather than suggesting docker://.
+    if !matches!(
+        rkt_types::ImageSource::parse(q),
+        Ok(rkt_types::ImageSource::Name(_) | rkt_types::ImageSource::Registry(_)) | Err(_)
+    ) {
+        return format!(
+            "that is an image source, not a stored image: fetch it with              `rkt fetch --insecure-options=image {q}` and use the id it prints"
+        );
+    }
     let plain = q.strip_prefix("docker://").unwrap_or(q);
     format!(
         "fetch it first, for example `rkt fetch --insecure-options=image docker://{plain}` \
@@ -253,6 +262,22 @@ fn not_found_hint(q: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_are_not_names() {
+        for q in [
+            "oci:/tmp/layout:latest",
+            "/tmp/app.aci",
+            "http://127.0.0.1/x.aci",
+        ] {
+            let h = not_found_hint(q);
+            assert!(
+                h.contains("image source") && !h.contains("docker://"),
+                "{q}: {h}"
+            );
+        }
+        assert!(not_found_hint("busybox").contains("docker://busybox"));
+    }
 
     #[test]
     fn candidates() {

@@ -1,5 +1,6 @@
 //! `rkt image cat-manifest IMAGE`.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -26,7 +27,13 @@ pub fn run(g: &GlobalArgs, a: CatManifestArgs) -> anyhow::Result<ExitCode> {
         let v: serde_json::Value = serde_json::from_slice(&bytes)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("{}", String::from_utf8_lossy(&bytes).trim_end());
+        // The bytes as stored (their digest is the manifest digest), plus a final newline.
+        let mut out = std::io::stdout().lock();
+        out.write_all(&bytes)?;
+        if !bytes.ends_with(b"\n") {
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
     }
     Ok(ExitCode::SUCCESS)
 }
