@@ -433,3 +433,117 @@ fn rkt_config_shows_paths_and_redacts_secrets() {
     assert!(pretty.stdout.lines().count() > 10);
     assert_eq!(serde_json::from_str::<Value>(&pretty.stdout).unwrap(), v);
 }
+
+/// The commands in README.md's "Using it" block, with its placeholders filled in.
+fn readme_commands() -> (String, Vec<Vec<String>>) {
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Using it"))
+        .expect("README.md has a \"Using it\" section")
+        .to_owned();
+    let block = section
+        .split("```")
+        .nth(1)
+        .expect("the section starts with a code block");
+    let mut cmds = Vec::new();
+    for line in block.lines().skip(1) {
+        let line = line.split(" # ").next().unwrap().replace(['[', ']'], "");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for w in words {
+            if w == "rkt" {
+                cmds.push(Vec::new());
+            } else {
+                cmds.last_mut()
+                    .expect("every line starts with rkt")
+                    .push(w.to_owned());
+            }
+        }
+    }
+    (section, cmds)
+}
+
+#[test]
+fn readme_commands_work_as_documented() {
+    let fx = fx();
+    let (section, cmds) = readme_commands();
+    assert!(cmds.len() >= 10, "{cmds:?}");
+    let rkt = Rkt::new();
+    let scratch = rkt.dir().join("readme");
+    fs::create_dir(&scratch).unwrap();
+    fs::copy(&fx.aci.gzip, scratch.join("app.aci")).unwrap();
+    let mut n = 0;
+    let mut ran = 0;
+    for cmd in &cmds {
+        if cmd.iter().any(|a| a.starts_with("docker://")) {
+            continue; // a registry: the registry end-to-end tests cover it
+        }
+        let args: Vec<String> = cmd
+            .iter()
+            .map(|a| {
+                n += 1;
+                match a.as_str() {
+                    "oci:/path/to/layout:tag" => oci(&fx.busybox),
+                    "oci-archive:/path/to/image.tar" => {
+                        format!("oci-archive:{}", fx.oci_archive.path.display())
+                    }
+                    "docker-archive:/path/to/saved.tar" => {
+                        format!("docker-archive:{}", fx.docker_archive.path.display())
+                    }
+                    "IMAGE" => "localhost/busybox".into(),
+                    "DIR" => scratch.join(format!("dir{n}")).display().to_string(),
+                    "out.tar" => scratch.join("out.tar").display().to_string(),
+                    other => {
+                        assert!(
+                            !other.chars().all(|c| c.is_ascii_uppercase()),
+                            "README placeholder {other} is unknown to this test"
+                        );
+                        other.to_owned()
+                    }
+                }
+            })
+            .collect();
+        let out = rkt.command(&args).current_dir(&scratch).output().unwrap();
+        assert!(
+            out.status.success(),
+            "README command `rkt {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ran += 1;
+    }
+    assert!(ran >= 13, "ran {ran} README commands");
+
+    // Every flag the section mentions exists.
+    let mut help = String::new();
+    let verbs: [&[&str]; 12] = [
+        &[],
+        &["fetch"],
+        &["config"],
+        &["image", "list"],
+        &["image", "rm"],
+        &["image", "gc"],
+        &["image", "cat-manifest"],
+        &["image", "export"],
+        &["image", "extract"],
+        &["image", "render"],
+        &["image", "verify"],
+        &["version"],
+    ];
+    for v in verbs {
+        let mut a = v.to_vec();
+        a.push("--help");
+        help.push_str(&rkt.ok(&a).stdout);
+    }
+    let flags: std::collections::BTreeSet<&str> = section
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .collect();
+    assert!(flags.contains("--pull-policy"), "{flags:?}");
+    for f in flags {
+        assert!(
+            help.contains(f),
+            "README mentions {f}, which no verb accepts"
+        );
+    }
+}
