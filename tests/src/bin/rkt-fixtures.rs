@@ -4,6 +4,7 @@
 //! ```text
 //! rkt-fixtures build [--large] [--print-paths]
 //! rkt-fixtures list
+//! rkt-fixtures layers FIXTURE
 //! rkt-fixtures serve [--tls] [--auth none|basic|token] [--user U] [--password P]
 //!                    --push NAME=FIXTURE ... [--ready-file F]
 //! ```
@@ -41,6 +42,12 @@ enum Cmd {
     },
     /// List the fixture names `serve --push` accepts.
     List,
+    /// Print the layer blob files of a single-image fixture, base first, one per line (for
+    /// benchmarks that unpack the same layers with other tools).
+    Layers {
+        /// A fixture name from `list`.
+        fixture: String,
+    },
     /// Run a registry on 127.0.0.1, push fixtures to it, and stay up until SIGTERM or SIGINT.
     Serve {
         /// Serve HTTPS with a CA generated for this run (its path goes in the ready file).
@@ -84,6 +91,7 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Layers { fixture } => layers(&fixture),
         Cmd::Serve {
             tls,
             auth,
@@ -112,6 +120,25 @@ fn main() -> Result<()> {
 
 fn fixtures() -> Result<Fixtures> {
     Fixtures::build_in(&Fixtures::cache_root()).map_err(|e| anyhow::anyhow!(chain(&e)))
+}
+
+fn layers(fixture: &str) -> Result<()> {
+    let fx = fixtures()?;
+    let p = fx
+        .pushable(fixture)
+        .map_err(|e| anyhow::anyhow!(chain(&e)))?;
+    let blob = |hex: &str| p.layout.join("blobs/sha256").join(hex);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(p.digest.hex()))?)?;
+    let Some(layers) = manifest["layers"].as_array() else {
+        bail!("{fixture} is an index, not a single image; pick one of its images");
+    };
+    for l in layers {
+        let d = l["digest"].as_str().unwrap_or_default();
+        let hex = d.strip_prefix("sha256:").unwrap_or(d);
+        println!("{}", blob(hex).display());
+    }
+    Ok(())
 }
 
 fn build(large: bool, print_paths: bool) -> Result<()> {

@@ -1,0 +1,55 @@
+# Shared set-up for the benchmark scripts: release binaries, a scratch directory on a real
+# filesystem, and a loopback registry serving the project's own fixture images.
+# Source it; it defines RKT, FIXTURES, WORK, start_registry and the cleanup trap.
+
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+for tool in hyperfine skopeo podman; do
+  command -v "$tool" >/dev/null || { echo "benches: $tool is missing; run scripts/install.sh --bench" >&2; exit 1; }
+done
+
+cargo build --release --bins >&2
+RKT=$ROOT/target/release/rkt
+FIXTURES=$ROOT/target/release/rkt-fixtures
+
+# /var/tmp, not /tmp: a store must not sit on tmpfs or overlayfs, and the peers should write to
+# the same kind of disk as rkt.
+WORK=$(mktemp -d /var/tmp/rkt-bench.XXXXXX)
+SERVE_PID=
+cleanup() {
+  [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null || true
+  # podman leaves overlay mounts in its private root.
+  grep -o "$WORK[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r umount -l 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# start_registry NAME=FIXTURE...: serves the fixtures over plain http on loopback; sets ADDR.
+start_registry() {
+  local args=()
+  for p in "$@"; do args+=(--push "$p"); done
+  "$FIXTURES" serve "${args[@]}" --ready-file "$WORK/ready" >"$WORK/serve.log" 2>&1 &
+  SERVE_PID=$!
+  for _ in $(seq 300); do
+    [ -f "$WORK/ready" ] && break
+    kill -0 "$SERVE_PID" 2>/dev/null || { cat "$WORK/serve.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  ADDR=$(sed -n 's/.*"addr": "\([^"]*\)".*/\1/p' "$WORK/ready")
+  [ -n "$ADDR" ] || { echo "benches: the registry did not start" >&2; cat "$WORK/serve.log" >&2; exit 1; }
+}
+
+# ratio_table JSON BASELINE_NAME: prints each command's mean and its ratio to the baseline.
+ratio_table() {
+  local json=$1 base=$2
+  awk -v base="$base" '
+    /"command":/ { gsub(/.*"command": "|",$/, ""); cmd=$0 }
+    /"mean":/    { gsub(/.*"mean": |,$/, ""); mean[cmd]=$0; order[n++]=cmd }
+    END {
+      b = mean[base]
+      printf "%-28s %10s %12s\n", "command", "mean (s)", "vs " base
+      for (i = 0; i < n; i++) { c = order[i]; printf "%-28s %10.3f %11.2fx\n", c, mean[c], mean[c] / b }
+    }' "$json"
+}
