@@ -150,4 +150,29 @@ fn extract_writes_manifest_and_rootfs_and_overwrites_only_when_asked() {
         [empty.clone(), dest.clone(), rkt.store()],
         "no temp directories left"
     );
+
+    // `.` is the directory itself: replaced as a whole, the result not lost with it.
+    let cwd = rkt.dir().join("cwd");
+    fs::create_dir(&cwd).unwrap();
+    fs::write(cwd.join("junk"), b"old").unwrap();
+    let out = rkt
+        .command(&["image", "extract", "--overwrite", id.as_str(), "."])
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(entries(&cwd), [cwd.join("manifest"), cwd.join("rootfs")]);
+
+    // Never over the store it reads from.
+    for target in [rkt.dir(), rkt.store(), rkt.store().join("layers")] {
+        let t = target.to_string_lossy().into_owned();
+        let out = fail(&rkt, &["image", "extract", "--overwrite", id.as_str(), &t]);
+        assert!(out.stderr.contains("store"), "{out}");
+    }
+    let v = rkt.ok(&["image", "verify", id.as_str()]);
+    assert!(v.stdout.contains("OK"), "{v}");
 }

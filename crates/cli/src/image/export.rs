@@ -44,6 +44,8 @@ pub struct ExportArgs {
 pub fn run(g: &GlobalArgs, a: ExportArgs) -> anyhow::Result<ExitCode> {
     let config = g.config()?;
     let store = g.store(&config)?;
+    // Held while the blobs are read, so a concurrent `rkt image gc` cannot remove them.
+    let _fence = store.gc_fence()?;
     let rec = store.resolve(&a.image)?;
     let format = a.format.unwrap_or(if rec.format == ImageFormat::Appc {
         ExportFormat::Aci

@@ -30,7 +30,10 @@ pub struct ExtractArgs {
 pub fn run(g: &GlobalArgs, a: ExtractArgs) -> anyhow::Result<ExitCode> {
     let config = g.config()?;
     let store = g.store(&config)?;
+    // Held while the trees are read, so a concurrent `rkt image gc` cannot remove them.
+    let _fence = store.gc_fence()?;
     let rec = store.resolve(&a.image)?;
+    let target = target_path(&a.target, store.root())?;
     let trees = rec
         .layers
         .iter()
@@ -44,16 +47,16 @@ pub fn run(g: &GlobalArgs, a: ExtractArgs) -> anyhow::Result<ExitCode> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if !is_absent_or_empty(&a.target)? && !a.overwrite {
+    if !is_absent_or_empty(&target)? && !a.overwrite {
         bail!(
             "{} exists and is not empty; pass --overwrite to replace it",
             a.target.display()
         );
     }
-    let parent = match a.target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
+    let parent = target
+        .parent()
+        .ok_or_else(|| anyhow!("cannot replace the root directory"))?
+        .to_owned();
     let tmp = tempfile::Builder::new()
         .prefix(".rkt-extract-")
         .tempdir_in(&parent)
@@ -79,20 +82,49 @@ pub fn run(g: &GlobalArgs, a: ExtractArgs) -> anyhow::Result<ExitCode> {
         tmp.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )?;
-    if a.target.exists() {
-        remove_tree(&a.target)?;
+    if std::fs::symlink_metadata(&target).is_ok() {
+        remove_tree(&target)?;
     }
     let done = tmp.keep();
-    std::fs::rename(&done, &a.target)
+    std::fs::rename(&done, &target)
         .with_context(|| format!("cannot move the result into {}", a.target.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// DIR as an absolute path with symlinks resolved (so `.` or `dir/..` name the directory
+/// itself and the temp directory goes beside it, not inside it). Refuses a DIR that is the
+/// store, inside it or above it: replacing it would destroy the image being read.
+fn target_path(dir: &Path, store_root: &Path) -> anyhow::Result<PathBuf> {
+    let abs = match std::fs::canonicalize(dir) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::path::absolute(dir).with_context(|| format!("cannot resolve {}", dir.display()))?
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot resolve {}", dir.display())),
+    };
+    let store = std::fs::canonicalize(store_root).unwrap_or_else(|_| store_root.to_owned());
+    if store.starts_with(&abs) || abs.starts_with(&store) {
+        bail!(
+            "{} overlaps the image store {}; choose a directory outside it",
+            dir.display(),
+            store.display()
+        );
+    }
+    Ok(abs)
+}
+
+/// Whether DIR can be written without `--overwrite`: it does not exist or is an empty
+/// directory (a file or a dangling symlink there counts as content).
 fn is_absent_or_empty(dir: &Path) -> anyhow::Result<bool> {
-    match std::fs::read_dir(dir) {
-        Ok(mut rd) => Ok(rd.next().is_none()),
+    let read = |e| Err(e).with_context(|| format!("cannot read {}", dir.display()));
+    match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        Err(e) => read(e),
+        Ok(m) if m.is_dir() => match std::fs::read_dir(dir) {
+            Ok(mut rd) => Ok(rd.next().is_none()),
+            Err(e) => read(e),
+        },
+        Ok(_) => Ok(false),
     }
 }
 
