@@ -58,8 +58,9 @@ const ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
 impl Store {
     /// Removes what no image needs, and reports it.
     ///
-    /// - Every `tmp/` entry whose lock is free: the leftovers of a killed fetch or gc. Entries a
-    ///   live [`crate::BlobWriter`] or [`crate::LayerTx`] holds are left alone.
+    /// - Every `tmp/` entry whose lock is free, once no fetch holds the fence: the leftovers of
+    ///   a killed fetch or gc. Entries a live [`crate::BlobWriter`] or [`crate::LayerTx`] holds
+    ///   are left alone.
     /// - Blobs and layer trees that no indexed image references, that are not in `keep`, and
     ///   whose mtime is older than `grace`. (Reusing a blob or tree through
     ///   [`crate::BlobWriter::commit`] or [`Store::commit_layer`] resets its mtime.)
@@ -75,9 +76,12 @@ impl Store {
     /// own write transaction) can never index an image whose content gc is taking away.
     pub fn gc(&self, grace: Duration, keep: &HashSet<Digest>) -> Result<GcReport, StoreError> {
         let mut report = GcReport::default();
-        self.gc_tmp(&mut report)?;
         let victims = {
             let _fence = fence(&self.locks_dir(), true)?;
+            // Inside the fence: a fetch may keep unlocked scratch files in tmp/ while it holds
+            // its shared fence (see `Store::tmp_dir`), so only now is every unlocked entry
+            // debris.
+            self.gc_tmp(&mut report)?;
             self.gc_content(grace, keep, &mut report)?
         };
         for v in victims {

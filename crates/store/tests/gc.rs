@@ -197,6 +197,51 @@ fn gc_waits_for_fetches_holding_the_fence() {
     assert!(store.layer_tree(&orphan.diff_id).is_some());
 }
 
+/// Whether some process waits in `flock` on the file with inode `ino` (a `->` line of
+/// `/proc/locks`, whose fifth field is `MAJOR:MINOR:INODE`).
+fn someone_waits_on(ino: u64) -> bool {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap();
+    locks.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.get(1) == Some(&"->")
+            && f.get(6).and_then(|d| d.rsplit(':').next()) == Some(&*ino.to_string())
+    })
+}
+
+#[test]
+fn scratch_files_of_a_fetch_holding_the_fence_survive_gc() {
+    use std::os::unix::fs::MetadataExt;
+    let (_d, store) = store();
+    let fence = store.gc_fence().unwrap();
+    // What a fetch does with an archive or a download: an unlocked scratch file under tmp/.
+    let scratch = store.tmp_dir().join("download-scratch");
+    std::fs::write(&scratch, b"half a download").unwrap();
+    let fence_ino = std::fs::metadata(store.root().join("locks/gc.fence"))
+        .unwrap()
+        .ino();
+    let root = store.root().to_owned();
+    let gc = std::thread::spawn(move || {
+        let s = Store::open(&root).unwrap();
+        s.gc(NOW, &HashSet::new()).unwrap()
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !someone_waits_on(fence_ino) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gc never waited for the fence"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        scratch.exists(),
+        "gc removed a running fetch's scratch file"
+    );
+    std::fs::remove_file(&scratch).unwrap();
+    drop(fence);
+    let report = gc.join().unwrap();
+    assert_eq!(report.tmp_entries, 0, "{report:?}");
+}
+
 /// Runs in a child process that gets killed (see `survives_kill_9_mid_write`): starts writing a
 /// blob and unpacking a layer in the store named by `RKT_STORE_TEST_ROOT`, says READY and waits
 /// to be killed.
