@@ -138,3 +138,70 @@ fn concurrent_fetches_into_a_fresh_store_of_a_small_image() {
     assert!(tmp_entries(&rkt).is_empty());
     assert_eq!(rkt.image_list().len(), 1);
 }
+
+#[test]
+fn gc_running_during_a_fetch_spares_the_layers_it_reuses() {
+    let large = Fixtures::get().large();
+    let (big, sib) = (&large.large.image, &large.sibling.image);
+    let reg = Registry::start(RegistryOptions::plain());
+    reg.push_fixture("large:latest", "large");
+    reg.push_fixture("sibling:latest", "large-sibling");
+    let rkt = Rkt::new();
+
+    // The sibling's layers (all but the large image's top one) are in the store but no
+    // longer referenced: gc may take them, unless a fetch has decided to reuse them.
+    let sib_id = e2e_support::fetch_ok(&rkt, &reg, "sibling:latest", &[]);
+    rkt.ok(&["image", "rm", &sib_id.to_string()]);
+
+    let args = [
+        "--insecure-options=image,http",
+        "fetch",
+        &docker(&reg, "large:latest"),
+    ];
+    let mut c = rkt.command(&args);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut fetch = rkt_tests::spawn::spawn(c).expect("cannot start rkt");
+    // Once the fetch holds layer locks it has looked at the store (under the gc fence) and
+    // chosen to reuse the sibling's trees; gc runs from then until the fetch is done.
+    let locks = rkt.store().join("locks");
+    let holds_layer_locks = || {
+        std::fs::read_dir(&locks).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("layer-"))
+        })
+    };
+    while fetch.try_wait().unwrap().is_none() && !holds_layer_locks() {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let mut gcs = 0;
+    while fetch.try_wait().unwrap().is_none() || gcs == 0 {
+        rkt.ok(&["image", "gc", "--grace-period=0s"]);
+        gcs += 1;
+    }
+    let out = RktOutput::wait(format!("rkt {}", args.join(" ")), fetch);
+    assert!(out.success(), "{out}");
+    assert_eq!(out.last_line(), big.image_id().to_string(), "{out}");
+    rkt.ok(&["image", "verify", &big.image_id().to_string()]);
+    // The shared layers were reused, not downloaded again.
+    let gets = blob_gets(&reg, "large");
+    let shared: Vec<_> = big
+        .layers
+        .iter()
+        .filter(|l| sib.layers.contains(l))
+        .collect();
+    assert!(!shared.is_empty());
+    for l in shared {
+        assert!(
+            !gets.contains(&l.digest),
+            "shared layer {} downloaded again",
+            l.digest
+        );
+    }
+
+    // Once the fetch is done, gc takes what only the removed sibling used.
+    rkt.ok(&["image", "gc", "--grace-period=0s"]);
+    let want: BTreeSet<_> = big.diff_ids.iter().map(key).collect();
+    assert_eq!(trees(&rkt), want);
+    assert!(tmp_entries(&rkt).is_empty(), "{:?}", tmp_entries(&rkt));
+    rkt.ok(&["image", "verify", &big.image_id().to_string()]);
+}

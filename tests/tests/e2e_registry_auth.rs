@@ -62,6 +62,9 @@ fn plain_http_needs_insecure_http_and_image() {
     let out = fetch(&rkt, "image,http", &image, &[]);
     assert!(out.success(), "{out}");
     check_busybox(&rkt, &reg, &printed_id(&out));
+    // Quiet when stderr is not a terminal: no progress bars, no chatter.
+    assert_eq!(out.stderr, "", "{out}");
+    assert_eq!(out.stdout.lines().count(), 1, "{out}");
 }
 
 #[test]

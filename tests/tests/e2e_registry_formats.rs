@@ -78,6 +78,33 @@ fn compressions_and_docker_schema2() {
 }
 
 #[test]
+fn several_images_in_one_fetch_print_one_id_each() {
+    let fx = Fixtures::get();
+    let reg = registry();
+    reg.push_fixture("busybox:latest", "busybox");
+    let (other, other_id) = e2e_support::relabelled_layout(&fx.busybox, "other");
+    reg.push(other.path(), "latest", "other:latest");
+    let rkt = Rkt::new();
+    let out = rkt.run(&[
+        "--insecure-options=image,http",
+        "fetch",
+        &docker(&reg, "other:latest"),
+        &docker(&reg, "busybox:latest"),
+    ]);
+    assert!(out.success(), "{out}");
+    let ids: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        ids,
+        [
+            other_id.to_string(),
+            fx.busybox.image.image_id().to_string()
+        ],
+        "{out}"
+    );
+    assert_eq!(rkt.image_list().len(), 2);
+}
+
+#[test]
 fn same_layers_in_another_compression_are_unpacked_once() {
     let fx = Fixtures::get();
     let reg = registry();
