@@ -69,3 +69,66 @@ fn failed_fetch_leaves_an_existing_store_as_it_was() {
     assert!(e2e_support::tmp_entries(&rkt).is_empty());
     rkt.ok(&["image", "verify", &id.to_string()]);
 }
+
+/// Pushes busybox, lets `corrupt` change the registry's storage, and checks that the fetch
+/// fails with a message containing every one of `words` and stores nothing.
+fn corrupted_busybox(
+    corrupt: impl FnOnce(&Registry, &rkt_tests::fixtures::ImageInfo),
+    reference: impl FnOnce(&rkt_tests::PushedImage) -> String,
+    words: &[&str],
+) {
+    let fx = Fixtures::get();
+    let reg = Registry::start(RegistryOptions::plain());
+    let pushed = reg.push_fixture("busybox:latest", "busybox");
+    corrupt(&reg, &fx.busybox.image);
+    let rkt = Rkt::new();
+    let out = fetch(&rkt, "image,http", &docker(&reg, &reference(&pushed)), &[]);
+    assert_eq!(out.code(), Some(254), "{out}");
+    for w in words {
+        assert!(out.stderr.contains(w), "{w:?} missing: {out}");
+    }
+    assert_nothing_stored(&rkt, &Default::default(), &Default::default());
+}
+
+/// A blob of the busybox fixture.
+fn blob_bytes(d: &rkt_types::Digest) -> Vec<u8> {
+    let layout = &Fixtures::get().busybox.path;
+    std::fs::read(layout.join("blobs/sha256").join(d.hex())).unwrap()
+}
+
+#[test]
+fn tampered_config_is_refused() {
+    corrupted_busybox(
+        |reg, info| {
+            let mut bytes = blob_bytes(&info.config.digest);
+            let i = bytes.len() / 2;
+            bytes[i] ^= 0x01;
+            reg.replace_blob(&info.config.digest, &bytes).unwrap();
+        },
+        |_| "busybox:latest".into(),
+        &[
+            "digest",
+            &Fixtures::get().busybox.image.config.digest.to_string(),
+        ],
+    );
+}
+
+#[test]
+fn layer_longer_or_shorter_than_its_descriptor_is_refused() {
+    for (grow, word) in [(true, "longer than"), (false, "ended after")] {
+        corrupted_busybox(
+            |reg, info| {
+                let top = &info.layers[1].digest;
+                let mut bytes = blob_bytes(top);
+                if grow {
+                    bytes.extend_from_slice(&[0u8; 4096]);
+                } else {
+                    bytes.truncate(bytes.len() - 16);
+                }
+                reg.replace_blob(top, &bytes).unwrap();
+            },
+            |_| "busybox:latest".into(),
+            &[word],
+        );
+    }
+}
