@@ -124,6 +124,12 @@ fn local_sources_print_the_image_id_and_record_their_names() {
         assert_eq!(img["format"], c.format, "format of {}", c.source);
         assert_eq!(names_of(&rkt, &id), c.names, "names of {}", c.source);
         assert_eq!(listed_ids(&rkt).len(), 1, "{}", c.source);
+        assert_eq!(
+            entries(&rkt.store().join("tmp")),
+            Vec::<std::path::PathBuf>::new(),
+            "scratch left behind by {}",
+            c.source
+        );
     }
 
     let rkt = Rkt::new();
@@ -163,6 +169,15 @@ fn a_missing_ref_or_repo_tag_is_an_error_naming_what_the_source_has() {
         ],
     );
     assert!(out.stderr.contains("busybox:latest"), "{out}");
+    let out = fail(
+        &rkt,
+        &[
+            "--insecure-options=image",
+            "fetch",
+            &format!("oci-archive:{}:v9", fx.oci_archive.path.display()),
+        ],
+    );
+    assert!(out.stderr.contains("\"v9\""), "{out}");
     assert_store_empty(&rkt, "after refused references");
 }
 
@@ -267,4 +282,63 @@ fn a_layer_shared_by_two_local_images_is_unpacked_once() {
     );
     assert_eq!(docker, amd);
     assert_eq!(layer_dirs(&rkt).len(), 2);
+}
+
+#[test]
+fn damaged_local_sources_are_refused_and_store_nothing() {
+    let fx = fx();
+    let rkt = Rkt::new();
+    let scratch = rkt.dir().join("damaged");
+    std::fs::create_dir(&scratch).unwrap();
+    let cut = |src: &std::path::Path, name: &str, keep: f64| {
+        let bytes = std::fs::read(src).unwrap();
+        let p = scratch.join(name);
+        std::fs::write(&p, &bytes[..(bytes.len() as f64 * keep) as usize]).unwrap();
+        p.display().to_string()
+    };
+    // A layout missing its top layer blob.
+    let layout = scratch.join("layout");
+    copy_dir(&fx.busybox.path, &layout);
+    let top = &fx.busybox.image.layers[1].digest;
+    std::fs::remove_file(layout.join("blobs/sha256").join(top.hex())).unwrap();
+    let cases = [
+        (format!("oci:{}", layout.display()), top.to_string()),
+        (
+            format!("oci-archive:{}", cut(&fx.oci_archive.path, "oci.tar", 0.6)),
+            "truncated".to_owned(),
+        ),
+        (
+            format!(
+                "docker-archive:{}",
+                cut(&fx.docker_archive.path, "docker.tar", 0.6)
+            ),
+            "truncated".to_owned(),
+        ),
+        (
+            cut(&fx.aci.gzip, "busybox.aci.gz", 0.5),
+            "deflate".to_owned(),
+        ),
+        (cut(&fx.aci.xz, "busybox.aci.xz", 0.5), "layer".to_owned()),
+        (
+            cut(&fx.aci.plain, "notes.txt", 0.0),
+            "not an OCI layout".to_owned(),
+        ),
+    ];
+    for (src, needle) in &cases {
+        let out = fail(&rkt, &["--insecure-options=image", "fetch", src.as_str()]);
+        assert!(out.stderr.contains(needle.as_str()), "{src}: {out}");
+        assert_store_empty(&rkt, src);
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
 }

@@ -135,6 +135,22 @@ impl TarIndex {
                 members.insert(path, member);
             }
         }
+        // A cut-off archive reads as a shorter one (seeking past the end is no error), so
+        // say what happened rather than report the members that were lost as missing.
+        let len = file.metadata().map_err(|e| bad(e.to_string()))?.len();
+        if let Some((path, end)) = members
+            .iter()
+            .filter_map(|(p, m)| match m {
+                Member::File { offset, size } => Some((p, offset.saturating_add(*size))),
+                _ => None,
+            })
+            .find(|(_, end)| *end > len)
+        {
+            return Err(bad(format!(
+                "it is truncated: member {path} ends at byte {end} but the file has {len} bytes; \
+                 copy the archive again"
+            )));
+        }
         Ok(TarIndex {
             file: Arc::new(file),
             location,
@@ -277,6 +293,27 @@ mod tests {
         assert_eq!(normalize("/etc/passwd"), None);
         assert_eq!(normalize("a/../../b"), None);
         assert_eq!(normalize("a/../b"), None);
+    }
+
+    #[test]
+    fn a_truncated_archive_says_so() {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, len) in [("small", 10usize), ("big", 5000)] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(len as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, &vec![7u8; len][..]).unwrap();
+        }
+        let bytes = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let whole = dir.path().join("whole.tar");
+        std::fs::write(&whole, &bytes).unwrap();
+        assert!(TarIndex::open_file(&whole, "whole".into()).is_ok());
+        let cut = dir.path().join("cut.tar");
+        std::fs::write(&cut, &bytes[..3000]).unwrap();
+        let err = TarIndex::open_file(&cut, "cut".into()).unwrap_err().to_string();
+        assert!(err.contains("truncated") && err.contains("big"), "{err}");
     }
 
     #[test]
