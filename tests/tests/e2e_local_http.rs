@@ -75,9 +75,7 @@ impl Server {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                if let Some((req, status)) = serve_one(stream, &handler) {
-                    log2.lock().unwrap().push((req, status));
-                }
+                serve_one(stream, &handler, &log2);
             }
         });
         Server { addr, log }
@@ -92,7 +90,8 @@ impl Server {
     }
 }
 
-fn serve_one(stream: TcpStream, handler: &Handler) -> Option<(Request, u16)> {
+/// Logs the request before answering, so the log is complete once rkt has its answer.
+fn serve_one(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<(Request, u16)>>) -> Option<()> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -113,6 +112,7 @@ fn serve_one(stream: TcpStream, handler: &Handler) -> Option<(Request, u16)> {
     }
     let req = Request { path, headers };
     let resp = handler(&req);
+    log.lock().unwrap().push((req, resp.status));
     let mut out = stream;
     let mut head = format!(
         "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -126,7 +126,7 @@ fn serve_one(stream: TcpStream, handler: &Handler) -> Option<(Request, u16)> {
     let _ = out.write_all(head.as_bytes());
     let _ = out.write_all(&resp.body);
     let _ = out.flush();
-    Some((req, resp.status))
+    Some(())
 }
 
 fn aci_gz() -> Vec<u8> {
