@@ -312,7 +312,9 @@ mod tests {
         assert!(TarIndex::open_file(&whole, "whole".into()).is_ok());
         let cut = dir.path().join("cut.tar");
         std::fs::write(&cut, &bytes[..3000]).unwrap();
-        let err = TarIndex::open_file(&cut, "cut".into()).unwrap_err().to_string();
+        let err = TarIndex::open_file(&cut, "cut".into())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("truncated") && err.contains("big"), "{err}");
     }
 
