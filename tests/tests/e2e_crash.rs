@@ -130,3 +130,98 @@ fn killed_while_committing() {
     }
     recover(&rkt, &image, info);
 }
+
+/// The registry dies while layers stream in: the fetch fails (it does not hang), says what
+/// happened, and stores nothing.
+#[test]
+fn registry_dying_mid_fetch_stores_nothing() {
+    let (reg, image, _info) = large_registry();
+    let rkt = Rkt::new();
+    let mut c = rkt.command(&["--insecure-options=image,http", "fetch", &image]);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = rkt_tests::spawn::spawn(c).expect("cannot start rkt");
+    // Wait until layers are being written, then take the registry away.
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none()
+        && tmp_entries(&rkt).is_empty()
+        && start.elapsed() < Duration::from_secs(300)
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    drop(reg);
+    let out = rkt_tests::rkt::RktOutput::wait(format!("rkt fetch {image}"), child);
+    if out.success() {
+        eprintln!("the fetch finished before the registry was stopped");
+        return;
+    }
+    assert_eq!(out.code(), Some(254), "{out}");
+    e2e_support::assert_nothing_stored(&rkt, &Default::default(), &Default::default());
+}
+
+/// A fetch waiting for another fetch's layer locks takes over when that one is killed.
+#[test]
+fn waiting_fetch_takes_over_from_a_killed_one() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+
+    let (_reg, image, info) = large_registry();
+    let mut rkt = Rkt::new();
+    // The fetch says (at info level) when it waits for another process's layer locks.
+    rkt.set_env("RUST_LOG", "rkt_fetch::sources=info");
+    let rkt = rkt;
+    let start = || {
+        let mut c = rkt.command(&["--insecure-options=image,http", "fetch", &image]);
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        rkt_tests::spawn::spawn(c).expect("cannot start rkt")
+    };
+    let mut first = start();
+    // The first holds the layer locks once its unpacking has begun.
+    let t = Instant::now();
+    while first.try_wait().unwrap().is_none()
+        && tmp_entries(&rkt).is_empty()
+        && t.elapsed() < Duration::from_secs(300)
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut second = start();
+    let stderr = second.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let mut waiting = false;
+    while !waiting && first.try_wait().unwrap().is_none() {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(line) => {
+                waiting = line.contains("waiting for another rkt process");
+                log.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if !waiting {
+        eprintln!("the second fetch never waited for the first; nothing was taken over");
+    }
+    let _ = first.kill();
+    let _ = first.wait();
+    let out = second.wait_with_output().unwrap();
+    reader.join().unwrap();
+    log.extend(rx.try_iter());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let shown = format!(
+        "{}\n--- stdout ---\n{stdout}--- stderr ---\n{}",
+        out.status,
+        log.join("\n")
+    );
+    assert!(out.status.success(), "{shown}");
+    assert_eq!(stdout.trim(), info.image_id().to_string(), "{shown}");
+    rkt.ok(&["image", "verify", &info.image_id().to_string()]);
+    rkt.ok(&["image", "gc", "--grace-period=0s"]);
+    assert!(tmp_entries(&rkt).is_empty(), "{:?}", tmp_entries(&rkt));
+    let want: BTreeSet<_> = info.diff_ids.iter().map(key).collect();
+    assert_eq!(trees(&rkt), want);
+}
