@@ -1,0 +1,76 @@
+//! Pod and app cgroups over the cgroup filesystem, on v1, hybrid and v2 hosts.
+//!
+//! A pod gets a cgroup **inside the cgroup of the process that started rkt**, so whatever
+//! limits that cgroup (`systemd-run -p MemoryMax=1G rkt run …`, a kubelet's pod slice) bounds
+//! the pod too; each app gets a cgroup inside the pod's:
+//!
+//! ```text
+//! <caller's cgroup>/            in every mounted hierarchy (v1 cpu, memory, pids, …,
+//!   rkt-<uuid>/                 name=systemd, and the unified one)
+//!     _supervisor/              stage1 and the pod's PID 1
+//!     <app>/                    one per app; limits are set here
+//! ```
+//!
+//! ```no_run
+//! use rkt_cgroups::{Cgroup, CpuQuota, Hierarchies, Limits};
+//! # fn main() -> Result<(), rkt_cgroups::CgroupError> {
+//! let h = Hierarchies::discover()?;
+//! let me = std::process::id() as i32;
+//! let pod = Cgroup::create_pod_with_supervisor(&h, "rkt-4b1c0d2e", me)?.pod;
+//! std::fs::write("/var/lib/rkt/pods/run/4b1c0d2e/cgroup", serde_json::to_vec(&pod).unwrap()).unwrap();
+//! let app = pod.create_child("web")?;
+//! app.set_limits(&Limits { memory_max: Some(256 << 20), cpu_quota: Some(CpuQuota::from_millicores(500)), ..Limits::default() })?;
+//! # let app_pid = 0;
+//! app.add_process(app_pid)?;
+//! // … later, from `rkt gc`, with the record read back:
+//! pod.kill_all()?;
+//! pod.remove()?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layouts
+//! [`Hierarchies::discover`] reads `/proc/self/mountinfo` and `/proc/self/cgroup`: every v1
+//! hierarchy (controllers alone or co-mounted like `cpu,cpuacct`, and named ones like
+//! `name=systemd`) and the cgroup2 hierarchy, mounted anywhere, also from inside a cgroup
+//! namespace (where the caller's cgroup reads `/`) or a container that sees only its own part
+//! of a hierarchy. A hierarchy that is not mounted is skipped; a limit that needs its
+//! controller is then an error naming it. **Hybrid** hosts (this project's CI: v1 controllers,
+//! a controller-less cgroup2 at `/sys/fs/cgroup/unified`) put limits in v1 and track processes
+//! in both.
+//!
+//! # cgroup v2's no-internal-processes rule
+//! On v2 a cgroup can pass controllers to its children only while it holds no processes
+//! itself. The caller's cgroup holds the caller, so [`Cgroup::create_pod_with_supervisor`]
+//! moves the caller into `<pod>/_supervisor` first and then enables the controllers top-down
+//! (what crun and runc do in nested setups, and what Docker-in-Docker's entrypoint does by
+//! hand). If the caller shares its cgroup with other processes, rkt does not move them: the
+//! pod runs without controllers and a limit is an error that says so and suggests
+//! `systemd-run --scope -p Delegate=yes rkt run …`.
+//!
+//! # What is not here
+//! No systemd/D-Bus manager (there is no systemd on the target hosts; a delegated scope made
+//! by the user works as shown above), no freezer, no device cgroup rules, no swap limit.
+
+#![forbid(unsafe_code)]
+
+mod cgroup;
+mod discover;
+mod error;
+mod fsutil;
+mod limits;
+mod parse;
+mod stats;
+mod v2;
+
+pub use cgroup::{Cgroup, CgroupDir, PodCgroup};
+pub use discover::{Hierarchies, Hierarchy, HierarchyKind, Layout};
+pub use error::CgroupError;
+pub use limits::{CpuQuota, Limits, cpu_max_value, cpu_shares_to_weight};
+
+/// Name of the leaf cgroup, below the pod's, that holds stage1 and the supervisor. The
+/// underscore keeps it apart from app names (appc names allow only `[a-z0-9-]`).
+pub const SUPERVISOR: &str = "_supervisor";
+
+/// cgroup2 controllers enabled for children on the way down to rkt's cgroups, where offered:
+/// the ones rkt sets limits with or reads. Change with [`Hierarchies::with_v2_controllers`].
+pub const DEFAULT_V2_CONTROLLERS: &[&str] = &["cpu", "memory", "pids"];
