@@ -174,3 +174,29 @@ fn multi_platform_index_and_manifest_list() {
         assert!(rkt.image_list().is_empty());
     }
 }
+
+#[test]
+fn another_platform_of_a_stored_index_is_fetched_not_reused() {
+    let fx = Fixtures::get();
+    let reg = registry();
+    reg.push_fixture("multiarch:latest", "multiarch");
+    let host = fx.multiarch.for_arch(&fx.architecture).unwrap();
+    let arm = fx.multiarch.for_arch("arm64").unwrap();
+    let rkt = Rkt::new();
+    let id = fetch_ok(&rkt, &reg, "multiarch:latest", &[]);
+    assert_eq!(&id, host.image_id());
+    for policy in ["update", "new"] {
+        let p = format!("--pull-policy={policy}");
+        let id = fetch_ok(
+            &rkt,
+            &reg,
+            "multiarch:latest",
+            &["--platform=linux/arm64", &p],
+        );
+        assert_eq!(&id, arm.image_id(), "--pull-policy={policy}");
+        // And back: the host's image is in the store, under its platform.
+        let id = fetch_ok(&rkt, &reg, "multiarch:latest", &[&p]);
+        assert_eq!(&id, host.image_id(), "--pull-policy={policy}");
+    }
+    assert_eq!(rkt.image_list().len(), 2);
+}

@@ -13,7 +13,7 @@ use crate::{FetchError, Fetcher, LocalError};
 /// Fetches `r` as the pull policy says.
 pub(crate) async fn fetch(f: &Fetcher, r: &DockerRef) -> Result<ImageRecord, FetchError> {
     f.require_insecure_image("a registry image (docker:// or oci://)")?;
-    let key = format!("docker://{r}");
+    let key = remote_key(r, &f.opts.platform);
     let names = names_for(r);
     let stored = stored_image(f, &key, r)?;
     match (f.opts.pull_policy, stored) {
@@ -135,7 +135,14 @@ fn names_for(r: &DockerRef) -> Vec<ImageName> {
     vec![ImageName::new(r.name(), r.tag_or_latest())]
 }
 
-/// The stored image this reference last resolved to, if any.
+/// The `remotes` key of a reference fetched for a platform. The platform is part of it
+/// because one tag of a multi-platform index resolves to a different image per platform: a
+/// `--platform linux/arm64` fetch must not be answered with the image stored for the host.
+fn remote_key(r: &DockerRef, platform: &Platform) -> String {
+    format!("docker://{r} for {platform}")
+}
+
+/// The stored image this reference last resolved to for the wanted platform, if any.
 fn stored_image(f: &Fetcher, key: &str, r: &DockerRef) -> Result<Option<ImageRecord>, FetchError> {
     if let Some(remote) = f.store.remote(key)?
         && let Some(rec) = f.store.image(&remote.image_id)?
@@ -145,10 +152,41 @@ fn stored_image(f: &Fetcher, key: &str, r: &DockerRef) -> Result<Option<ImageRec
     if r.digest.is_none() {
         let query = format!("{}:{}", r.name(), r.tag_or_latest());
         match f.store.resolve(&query) {
-            Ok(rec) => return Ok(Some(rec)),
-            Err(rkt_store::StoreError::NotFound { .. }) => {}
+            // The tag may name another platform's image of the same index.
+            Ok(rec) if same_platform(&rec.platform, &f.opts.platform) => return Ok(Some(rec)),
+            Ok(_) | Err(rkt_store::StoreError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }
     Ok(None)
+}
+
+/// Whether a stored image's platform is the one asked for (os and architecture; a variant
+/// is compared only when both name one).
+fn same_platform(have: &Platform, want: &Platform) -> bool {
+    have.os == want.os
+        && have.architecture == want.architecture
+        && match (&have.variant, &want.variant) {
+            (Some(h), Some(w)) => h == w,
+            _ => true,
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_and_keys() {
+        let p = |s| Platform::parse(s).unwrap();
+        assert!(same_platform(&p("linux/arm64"), &p("linux/arm64/v8")));
+        assert!(same_platform(&p("linux/arm/v7"), &p("linux/arm")));
+        assert!(!same_platform(&p("linux/arm/v6"), &p("linux/arm/v7")));
+        assert!(!same_platform(&p("linux/amd64"), &p("linux/arm64")));
+        let r = DockerRef::parse("127.0.0.1:5000/busybox:latest").unwrap();
+        assert_ne!(
+            remote_key(&r, &p("linux/amd64")),
+            remote_key(&r, &p("linux/arm64"))
+        );
+    }
 }
