@@ -107,3 +107,27 @@ fn update_checks_the_manifest_and_follows_a_moved_tag() {
     );
     assert_eq!(out.last_line(), new_id.to_string(), "{out}");
 }
+
+#[test]
+fn removed_image_is_fetched_again_from_the_layers_left_in_the_store() {
+    let fx = Fixtures::get();
+    let reg = registry_with_busybox();
+    let rkt = Rkt::new();
+    let id = fetch_ok(&rkt, &reg, "busybox:latest", &[]);
+    rkt.ok(&["image", "rm", &id.to_string()]);
+    assert!(rkt.image_list().is_empty());
+    // `new` finds nothing stored (rm removed the remote record too) and fetches, reusing the
+    // blobs and trees gc has not collected yet.
+    let gets_before = blob_gets(&reg, "busybox").len();
+    let again = fetch_ok(&rkt, &reg, "busybox:latest", &["--pull-policy=new"]);
+    assert_eq!(again, id);
+    let gets = blob_gets(&reg, "busybox").split_off(gets_before);
+    for l in &fx.busybox.image.layers {
+        assert!(
+            !gets.contains(&l.digest),
+            "layer {} downloaded again",
+            l.digest
+        );
+    }
+    rkt.ok(&["image", "verify", &id.to_string()]);
+}

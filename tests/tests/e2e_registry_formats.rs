@@ -42,6 +42,13 @@ fn by_digest_then_by_tag() {
     let out = fetch(&rkt, "image,http", &docker(&reg, &missing), &[]);
     assert_eq!(out.code(), Some(254), "{out}");
     assert!(out.stderr.contains("not found"), "{out}");
+    // Nor a repository or tag that does not exist.
+    for missing in ["nosuch:latest", "busybox:nosuch"] {
+        let out = fetch(&rkt, "image,http", &docker(&reg, missing), &[]);
+        assert_eq!(out.code(), Some(254), "{out}");
+        assert!(out.stderr.contains("not found"), "{out}");
+    }
+    assert_eq!(rkt.image_list().len(), 1);
 }
 
 #[test]
