@@ -1,5 +1,5 @@
-//! The seccomp filter of an app: named groups as reviewed data ([`groups`](self) module), the
-//! policy a pod's app gets, and its compilation to BPF.
+//! The seccomp filter of an app: the named syscall groups as reviewed data (`groups.rs`, one
+//! comment per non-obvious entry), the policy a pod's app gets, and its compilation to BPF.
 //!
 //! # Which policy
 //!
