@@ -11,13 +11,24 @@ mod version;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 /// The exit status of every rkt error, as rkt had it (apps' own codes are passed through).
 const EXIT_ERROR: u8 = 254;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        // Usage errors exit like every other rkt error (254); help output exits 0.
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     global::init_logging(cli.global.debug);
     match cli::run(cli) {
         Ok(code) => code,

@@ -4,6 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::name::{NameError, validate_ac_identifier, validate_ac_name};
 
+/// The appc spec version rkt writes.
+pub const AC_VERSION: &str = "0.8.11";
+
 /// A `{name, value}` pair, as appc writes labels, annotations and environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NameValue {

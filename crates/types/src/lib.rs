@@ -11,6 +11,7 @@ pub mod image;
 pub mod name;
 pub mod oci;
 pub mod options;
+pub mod pod_manifest;
 pub mod reference;
 
 pub use digest::{Algorithm, Digest, DigestError};
