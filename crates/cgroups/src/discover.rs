@@ -99,7 +99,8 @@ impl Hierarchies {
     }
 
     /// Like [`discover`](Self::discover), with the cgroups of process `pid` (for example an
-    /// app's process, to reach its cgroup from outside).
+    /// app's process, to reach its cgroup from outside). Mounts are still ours
+    /// (`/proc/self/mountinfo`): the directories are where *we* reach those cgroups.
     pub fn discover_for_pid(pid: i32) -> Result<Hierarchies, CgroupError> {
         Self::discover_at(&PathBuf::from(format!("/proc/{pid}/cgroup")))
     }

@@ -137,7 +137,12 @@ pub(crate) fn dir_under(mount_point: &Path, root: &str, path: &str) -> Option<Pa
         return None;
     }
     let rel = Path::new(path).strip_prefix(root).ok()?;
-    Some(mount_point.join(rel))
+    // join("") would add a trailing '/', which then shows in messages and records.
+    Some(if rel.as_os_str().is_empty() {
+        mount_point.to_owned()
+    } else {
+        mount_point.join(rel)
+    })
 }
 
 #[cfg(test)]
@@ -206,7 +211,7 @@ mod tests {
             dir_under(mp, "/", "/process_api/x"),
             Some(mp.join("process_api/x"))
         );
-        assert_eq!(dir_under(mp, "/", "/"), Some(mp.to_owned()));
+        assert_eq!(dir_under(mp, "/", "/").unwrap().as_os_str(), mp.as_os_str());
         // A container that sees its own cgroup bind-mounted at the mount point.
         assert_eq!(
             dir_under(mp, "/docker/abc", "/docker/abc"),
