@@ -153,14 +153,6 @@ fn gc_running_during_a_fetch_spares_the_layers_it_reuses() {
     let sib_id = e2e_support::fetch_ok(&rkt, &reg, "sibling:latest", &[]);
     rkt.ok(&["image", "rm", &sib_id.to_string()]);
 
-    let args = [
-        "--insecure-options=image,http",
-        "fetch",
-        &docker(&reg, "large:latest"),
-    ];
-    let mut c = rkt.command(&args);
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut fetch = rkt_tests::spawn::spawn(c).expect("cannot start rkt");
     // Once the fetch holds layer locks it has looked at the store (under the gc fence) and
     // chosen to reuse the sibling's trees; gc runs from then until the fetch is done.
     let locks = rkt.store().join("locks");
@@ -170,6 +162,16 @@ fn gc_running_during_a_fetch_spares_the_layers_it_reuses() {
                 .any(|e| e.file_name().to_string_lossy().starts_with("layer-"))
         })
     };
+    // Lock files go with their holders, so none is left from the sibling's fetch.
+    assert!(!holds_layer_locks(), "stale layer lock files in the store");
+    let args = [
+        "--insecure-options=image,http",
+        "fetch",
+        &docker(&reg, "large:latest"),
+    ];
+    let mut c = rkt.command(&args);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut fetch = rkt_tests::spawn::spawn(c).expect("cannot start rkt");
     while fetch.try_wait().unwrap().is_none() && !holds_layer_locks() {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
