@@ -15,6 +15,7 @@ use rkt_types::oci::Descriptor;
 use rkt_types::{Digest, LayerRecord};
 
 use crate::FetchError;
+use crate::budget::DiskBudget;
 
 /// One layer to bring into the store.
 #[derive(Debug, Clone)]
@@ -51,6 +52,7 @@ pub(crate) fn ingest(
     job: &LayerJob,
     src: impl Read + Send,
     limits: &UnpackOptions,
+    budget: &DiskBudget,
 ) -> Result<Ingested, FetchError> {
     let want_blob = !store.has_blob(&job.blob.digest);
     let known_tree = job.diff_id.as_ref().and_then(|d| store.layer_tree(d));
@@ -66,7 +68,7 @@ pub(crate) fn ingest(
     } else {
         None
     };
-    let mut raw = HashingReader::with_limit(src, Algorithm::Sha256, job.blob.size);
+    let mut raw = HashingReader::with_limit(budget.reader(src), Algorithm::Sha256, job.blob.size);
     let mut tx = if want_tree {
         Some(store.new_layer()?)
     } else {
@@ -95,7 +97,7 @@ pub(crate) fn ingest(
             inner: dec,
             hasher: sha512.as_mut(),
         };
-        let mut plain = HashingReader::new(dec, Algorithm::Sha256);
+        let mut plain = HashingReader::new(budget.reader(dec), Algorithm::Sha256);
         report =
             match tx.as_ref() {
                 Some(tx) => Some(unpack_layer(&mut plain, tx.tree_dir(), &opts).map_err(

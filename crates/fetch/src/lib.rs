@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod bridge;
+mod budget;
 pub mod credentials;
 mod error;
 pub mod http;

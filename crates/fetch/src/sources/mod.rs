@@ -13,6 +13,7 @@ use rkt_types::{Digest, DockerRef, ImageRecord, LayerRecord};
 use tokio::task::JoinSet;
 
 use crate::bridge::ChannelReader;
+use crate::budget::DiskBudget;
 use crate::ingest::{Ingested, LayerJob, ingest};
 use crate::progress::Progress;
 use crate::{FetchError, Fetcher};
@@ -58,6 +59,10 @@ pub(crate) async fn ingest_all(
         .map_err(|e| FetchError::Worker(e.to_string()))??
     };
 
+    let budget = DiskBudget::for_dir(&store.tmp_dir()).map_err(|source| FetchError::Io {
+        path: store.tmp_dir().display().to_string(),
+        source,
+    })?;
     let progress = Progress::new(f.opts.progress);
     let mut set = JoinSet::new();
     let mut results: Vec<Option<Ingested>> = Vec::with_capacity(jobs.len());
@@ -82,6 +87,7 @@ pub(crate) async fn ingest_all(
             continue;
         }
         let limits = f.opts.unpack.clone();
+        let budget = budget.clone();
         let bar = progress.layer(&job.blob.digest, job.blob.size);
         let store = store.clone();
         // A blob we already have (the tree was lost, or this is a re-unpack) is read from disk.
@@ -102,7 +108,7 @@ pub(crate) async fn ingest_all(
                 set.spawn_blocking(move || {
                     let r = open()?;
                     let r = bar.wrap_read(r);
-                    let out = ingest(&store, &job, r, &limits);
+                    let out = ingest(&store, &job, r, &limits, &budget);
                     bar.finish();
                     out.map(|o| (i, o))
                 });
@@ -132,7 +138,7 @@ pub(crate) async fn ingest_all(
                     }
                 });
                 set.spawn_blocking(move || {
-                    let out = ingest(&store, &job, reader, &limits);
+                    let out = ingest(&store, &job, reader, &limits, &budget);
                     bar.finish();
                     out.map(|o| (i, o))
                 });
