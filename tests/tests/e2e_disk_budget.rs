@@ -57,7 +57,7 @@ fn an_image_larger_than_the_free_space_is_refused_before_the_disk_fills() {
         std::fs::read_dir(rkt.store().join("tmp")).unwrap().count(),
         0
     );
-    let st = rustix::fs::statvfs(&rkt.dir()).unwrap();
+    let st = rustix::fs::statvfs(rkt.dir()).unwrap();
     assert!(
         st.f_bfree * st.f_frsize > 100 << 20,
         "space was not given back"
