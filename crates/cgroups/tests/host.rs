@@ -332,3 +332,40 @@ fn errors_for_a_gone_process_and_a_bad_name() {
         Err(CgroupError::InvalidName { .. })
     ));
 }
+
+/// Without `cgroup.kill` (v1 hierarchies only, or kernels before 5.14) `kill_all` signals
+/// pids round after round; a record without the unified directory takes that path here.
+#[test]
+fn kill_all_without_cgroup_kill_signals_every_process() {
+    let h = discover();
+    let pod = Guard(Cgroup::create_pod(&h, &unique("sigkill")).unwrap());
+    let app = pod.create_child("app").unwrap();
+    // A shell that keeps forking children: each round must catch the new ones.
+    let forker = Command::new("sh")
+        .args(["-c", "read _; while :; do sleep 100 & sleep 0.01; done"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut forker = Proc(forker);
+    app.add_process(forker.pid()).unwrap();
+    forker.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(pod.procs().unwrap().len() > 2);
+
+    let mut record: serde_json::Value = serde_json::to_value(&pod.0).unwrap();
+    record["dirs"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|d| d["hierarchy"] != "v2");
+    let v1_only: Cgroup = serde_json::from_value(record).unwrap();
+    assert!(
+        v1_only
+            .dirs()
+            .iter()
+            .all(|d| d.kind() != &HierarchyKind::V2)
+    );
+    v1_only.kill_all().unwrap();
+    assert!(v1_only.procs().unwrap().is_empty());
+    assert!(pod.procs().unwrap().is_empty());
+    assert_eq!(forker.0.wait().unwrap().signal(), Some(9));
+}
