@@ -33,6 +33,7 @@ pkgs=(
 if [ "$want_tests" = 1 ]; then
   pkgs+=(xz-utils bzip2 zstd)
   pkgs+=(skopeo)                     # an independent client that checks fixtures and registry
+  pkgs+=(openssl)                    # s_server: a TLS peer for the registry client's tests
 fi
 if [ "$want_bench" = 1 ]; then
   pkgs+=(podman skopeo crun runc hyperfine)

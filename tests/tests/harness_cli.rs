@@ -90,11 +90,9 @@ fn serve_runs_until_sigterm() {
 
     let registry_pid = info["registry_pid"].as_u64().unwrap();
     let ca = info["ca"].as_str().unwrap().to_owned();
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    // Not kill(1): it comes from procps, which a minimal Debian lacks.
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a live child");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "serve exited with {status}");
     assert!(!ready.exists(), "ready file left behind");
