@@ -5,9 +5,14 @@
 //! - [`fork`]: `fork(2)` is sound only in a single-threaded process (the child gets one
 //!   thread; locks held by others would stay locked forever). We check that the process has
 //!   one thread before forking instead of trusting every caller.
-//! - [`close_fds_from`]: closing descriptors the process does not own as Rust objects.
+//! - [`close_fds_from`], [`cloexec_fds_from`]: closing descriptors the process does not own as
+//!   Rust objects.
+//! - [`take_inherited_fd`]: owning a descriptor a parent process passed by number.
+//! - [`set_interface_up`]: the `SIOCSIFFLAGS` ioctl, which neither rustix nor nix wraps.
+//! - [`mount_set_read_only`]: `mount_setattr(2)`, which neither rustix nor nix wraps.
+//! - [`reset_signal_dispositions`]: `signal(2)`, which nix marks unsafe for handlers' sake.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +92,144 @@ pub fn close_fds_from(first: RawFd) -> Result<(), SysError> {
     }
 }
 
+/// Marks every descriptor numbered `first` or above close-on-exec (`close_range(2)` with
+/// `CLOSE_RANGE_CLOEXEC`, Linux 5.11), so none of them reaches the program exec'd next while
+/// they stay usable until then (an error pipe that must close exactly at exec, for one).
+pub fn cloexec_fds_from(first: RawFd) -> Result<(), SysError> {
+    let first = u32::try_from(first).unwrap_or(0);
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a descriptor flag; it closes
+    // nothing and touches no memory, so no Rust object is invalidated.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(SysError::Errno {
+            op: "close_range(CLOSE_RANGE_CLOEXEC)",
+            source: nix::Error::last(),
+        })
+    }
+}
+
+/// Takes ownership of descriptor `fd`, which the parent process passed by number (the pod lock
+/// in `RKT_LOCK_FD`), after checking that it is open and is not stdin, stdout or stderr.
+///
+/// Call it once per number, early in `main`, for a number that nothing else in the process
+/// has opened or taken (the parent's contract says the descriptor is ours).
+pub fn take_inherited_fd(fd: RawFd) -> Result<OwnedFd, SysError> {
+    if fd <= 2 {
+        return Err(SysError::Errno {
+            op: "taking an inherited descriptor (0, 1 and 2 are stdio)",
+            source: nix::Error::EBADF,
+        });
+    }
+    // SAFETY: F_GETFD reads a descriptor flag; it takes no pointer and changes nothing.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(SysError::Errno {
+            op: "taking an inherited descriptor",
+            source: nix::Error::last(),
+        });
+    }
+    // SAFETY: the descriptor is open (checked just above) and, by this function's contract, no
+    // other object in the process owns it, so the OwnedFd is its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Brings network interface `name` up (`SIOCGIFFLAGS`, then `SIOCSIFFLAGS` with `IFF_UP`) in
+/// the calling thread's network namespace: what `ip link set lo up` does, without netlink.
+pub fn set_interface_up(name: &str) -> Result<(), SysError> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+    let errno = |op, source| SysError::Errno { op, source };
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+        return Err(errno("naming a network interface", nix::Error::EINVAL));
+    }
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| errno("socket(AF_INET, SOCK_DGRAM)", e))?;
+    // SAFETY: ifreq is plain old data (a name array and a union of integers and structs of
+    // integers), for which all-zero bytes are a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS writes the flags into the ifreq we pass, which lives for the call
+    // and is as large as the kernel expects; the socket is open.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } == -1 {
+        return Err(errno("ioctl(SIOCGIFFLAGS)", nix::Error::last()));
+    }
+    // SAFETY: the kernel just filled ifru_flags, the member SIOCGIFFLAGS writes.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads the name and flags from the ifreq, valid for the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } == -1 {
+        return Err(errno("ioctl(SIOCSIFFLAGS)", nix::Error::last()));
+    }
+    Ok(())
+}
+
+/// Makes the mount whose root `mount` is open at (and with `recursive` every mount below it)
+/// read-only, with `mount_setattr(2)` (Linux 5.12). Unlike a `MS_REMOUNT|MS_BIND|MS_RDONLY`
+/// remount this reaches the submounts of a recursive bind, in one atomic step.
+pub fn mount_set_read_only(mount: BorrowedFd<'_>, recursive: bool) -> Result<(), SysError> {
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: the path is a valid NUL-terminated empty string, `attr` is a valid mount_attr
+    // that outlives the call and its size is passed with it; the descriptor is borrowed, so
+    // open for the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mount.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(SysError::Errno {
+            op: "mount_setattr(MOUNT_ATTR_RDONLY)",
+            source: nix::Error::last(),
+        })
+    }
+}
+
+/// Sets every signal's disposition back to the default, so a program exec'd next does not
+/// inherit an ignored signal (the Rust runtime ignores SIGPIPE, and ignored dispositions
+/// survive `execve`). Handlers are reset by `execve` anyway; this is for the ignored ones.
+pub fn reset_signal_dispositions() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL installs no handler, so no code of ours can run in signal context;
+        // signal numbers the kernel does not accept (glibc's reserved real-time ones) just
+        // fail with EINVAL, which is fine to ignore.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +240,19 @@ mod tests {
         let t = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(200)));
         assert!(matches!(fork(), Err(SysError::Threaded(n)) if n > 1));
         t.join().unwrap();
+    }
+
+    #[test]
+    fn take_inherited_fd_refuses_stdio_and_closed_numbers() {
+        assert!(take_inherited_fd(1).is_err());
+        // Far above anything a test process has open.
+        assert!(take_inherited_fd(1_000_000).is_err());
+    }
+
+    #[test]
+    fn set_interface_up_refuses_bad_names() {
+        assert!(set_interface_up("").is_err());
+        assert!(set_interface_up("a-name-longer-than-ifnamsiz").is_err());
+        assert!(set_interface_up("no-such-if0").is_err());
     }
 }

@@ -1,0 +1,83 @@
+//! The `ns` flavor: a pod isolated with Linux namespaces, cgroups, capabilities, seccomp and
+//! masked paths, supervised by our own small PID 1. `docs/pods.md` has the process tree and
+//! the pod directory's files.
+//!
+//! Entrypoints (the binary `rkt-stage1`, see [`cli`]):
+//! - [`run`](run::run): the pod, from stage1 through the supervisor ([`supervisor`]) to each
+//!   app's process ([`app`]);
+//! - [`enter`](enter::enter): a command inside a running app, confined as the app is;
+//! - [`stop`](stop::stop): SIGTERM or SIGKILL to the pod's supervisor;
+//! - [`gc`](gc::gc): removes the pod's cgroups.
+//!
+//! stage1 and every process it forks are single-threaded from start to `execve` (no tokio,
+//! no threads: `rkt_sys::fork` refuses otherwise). Exit status: the pod's (an app's code
+//! passed through), or [`EXIT_STAGE1_FAILED`] with one line on stderr when stage1 itself
+//! failed.
+
+pub mod app;
+pub mod cli;
+pub mod confine;
+pub mod dev;
+pub mod enter;
+pub mod error;
+pub mod exec;
+pub mod fsat;
+pub mod gc;
+pub mod logs;
+pub mod masked;
+pub mod mount;
+pub mod mounts;
+pub mod podfiles;
+pub mod request;
+pub mod rootfs;
+pub mod run;
+pub mod signals;
+pub mod status;
+pub mod stop;
+pub mod supervisor;
+pub mod user;
+
+use std::ffi::OsString;
+
+pub use error::{EXIT_STAGE1_FAILED, Stage1Error};
+
+/// The whole binary: parses `args` (without the program name), runs the entrypoint and
+/// returns the exit status.
+pub fn main(args: Vec<OsString>) -> i32 {
+    let command = match cli::parse(args) {
+        Ok(c) => c,
+        Err(reason) => {
+            error::report(&Stage1Error::Usage(reason));
+            eprintln!("{}", cli::USAGE);
+            return EXIT_STAGE1_FAILED;
+        }
+    };
+    if command.debug() {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter("debug")
+            .without_time()
+            .try_init();
+    }
+    let result = match command {
+        cli::Command::Run { pod_dir, .. } => run::run(&pod_dir),
+        cli::Command::Enter {
+            pod_dir,
+            app,
+            command,
+            ..
+        } => absolute(&pod_dir).and_then(|d| enter::enter(&d, &app, command)),
+        cli::Command::Stop { pod_dir, force, .. } => {
+            absolute(&pod_dir).and_then(|d| stop::stop(&d, force).map(|()| 0))
+        }
+        cli::Command::Gc { pod_dir, .. } => absolute(&pod_dir).and_then(|d| gc::gc(&d).map(|()| 0)),
+    };
+    result.unwrap_or_else(|e| {
+        error::report(&e);
+        EXIT_STAGE1_FAILED
+    })
+}
+
+fn absolute(p: &std::path::Path) -> Result<std::path::PathBuf, Stage1Error> {
+    std::path::absolute(p).map_err(|e| Stage1Error::sys(format!("resolve {}", p.display()), e))
+}

@@ -1,0 +1,222 @@
+//! `rkt-stage1 run`: from the pod directory stage0 prepared to a running pod.
+//!
+//! stage1 does everything that can fail cheaply first (read and check the request, compile
+//! the seccomp filters, write the pod's files), then creates the pod cgroup (recorded in
+//! `cgroup` at once, so `gc` finds it whatever happens next) and the app cgroups with their
+//! limits, unshares a PID namespace and forks the supervisor into it as its PID 1. stage1
+//! itself stays outside: it records the supervisor's host pid in `pid`, releases it (sync 1),
+//! passes on the signals it is sent, and exits with the supervisor's status, which is the
+//! pod's. It keeps the pod lock (`RKT_LOCK_FD`) open all along; so does the supervisor.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use rkt_cgroups::{Cgroup, CpuQuota, Hierarchies};
+
+use super::error::Stage1Error;
+use super::podfiles::{self, PodPaths};
+use super::supervisor::{self, Pod};
+use super::{request, signals, status};
+use crate::abi::{AppRequest, LOCK_FD_ENV, RunRequest};
+use crate::seccomp::{self, Arch, BpfProgram};
+use crate::sync;
+
+/// Runs the pod in `pod_dir`; returns the pod's exit status.
+pub fn run(pod_dir: &Path) -> Result<i32, Stage1Error> {
+    // The binary is a sealed copy, but its memory is still worth keeping from the pod.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| Stage1Error::sys("make stage1 non-dumpable", e))?;
+    let pod_dir = std::path::absolute(pod_dir)
+        .map_err(|e| Stage1Error::sys(format!("resolve {}", pod_dir.display()), e))?;
+    let lock = lock_fd(&pod_dir)?;
+    let req = request::load(&pod_dir)?;
+    let paths = PodPaths::new(pod_dir);
+    let seccomp = compile_filters(&req)?;
+    let oom_score_adj = clamp_oom_score_adj(&req.apps)?;
+    let etc = podfiles::prepare(&paths, &req)?;
+    let cgroups = cgroups(&paths, &req)?;
+
+    signals::block()?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)
+        .map_err(|e| Stage1Error::sys("create the pod's PID namespace", e))?;
+    let (mut parent, child) = sync::channel().map_err(|source| Stage1Error::Sync {
+        what: "the supervisor".into(),
+        source,
+    })?;
+    let fork = rkt_sys::fork()
+        .map_err(|e| Stage1Error::sys("fork the supervisor", io::Error::other(e)))?;
+    let pid = match fork {
+        rkt_sys::Fork::Child => {
+            drop(parent);
+            let code = supervisor::main(
+                &Pod {
+                    req: &req,
+                    paths: &paths,
+                    etc: &etc,
+                    cgroups: &cgroups,
+                    seccomp: &seccomp,
+                    oom_score_adj: &oom_score_adj,
+                    interactive: request::is_interactive(&req),
+                },
+                child,
+            );
+            std::process::exit(code)
+        }
+        rkt_sys::Fork::Parent(pid) => pid,
+    };
+    drop(child);
+    // Sync 1: the supervisor waits until its pid is on record.
+    if let Err(e) = status::write_pid(paths.root(), pid.as_raw()) {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        return Err(e);
+    }
+    parent.release().map_err(|source| Stage1Error::Sync {
+        what: "the supervisor".into(),
+        source,
+    })?;
+    drop(parent);
+    let code = signals::forward_and_wait(pid)?;
+    drop(lock);
+    Ok(code)
+}
+
+/// The pod lock stage0 passed in `RKT_LOCK_FD`, checked to be an fd of the pod directory and
+/// made close-on-exec (the apps must not hold it).
+fn lock_fd(pod_dir: &Path) -> Result<OwnedFd, Stage1Error> {
+    let bad = |source: io::Error| Stage1Error::LockFd {
+        var: LOCK_FD_ENV,
+        source,
+    };
+    let value = std::env::var(LOCK_FD_ENV).map_err(|_| bad(io::Error::other("it is not set")))?;
+    let raw: i32 = value
+        .trim()
+        .parse()
+        .map_err(|_| bad(io::Error::other(format!("{value:?} is not a number"))))?;
+    let fd = rkt_sys::take_inherited_fd(raw).map_err(|e| bad(io::Error::other(e)))?;
+    rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC).map_err(|e| bad(e.into()))?;
+    let held = rustix::fs::fstat(&fd).map_err(|e| bad(e.into()))?;
+    let dir = rustix::fs::stat(pod_dir).map_err(|e| {
+        Stage1Error::sys(format!("open the pod directory {}", pod_dir.display()), e)
+    })?;
+    if (held.st_dev, held.st_ino) != (dir.st_dev, dir.st_ino) {
+        return Err(bad(io::Error::other(format!(
+            "descriptor {raw} is not the pod directory {}",
+            pod_dir.display()
+        ))));
+    }
+    Ok(fd)
+}
+
+fn compile_filters(req: &RunRequest) -> Result<Vec<Option<BpfProgram>>, Stage1Error> {
+    req.apps
+        .iter()
+        .map(|app| {
+            let Some(policy) = &app.seccomp else {
+                return Ok(None);
+            };
+            let err = |source| Stage1Error::Seccomp {
+                app: app.name.clone(),
+                source,
+            };
+            let arch = Arch::native().ok_or_else(|| {
+                err(seccomp::SeccompError::UnsupportedArch(
+                    std::env::consts::ARCH,
+                ))
+            })?;
+            seccomp::compile(policy, arch).map(Some).map_err(err)
+        })
+        .collect()
+}
+
+/// Each app's `oom_score_adj`. Lowering it below stage1's own needs CAP_SYS_RESOURCE; without
+/// it the value is clamped to stage1's, with one warning for the pod (DESIGN.md's quirk: root
+/// on this project's machines lacks that capability).
+fn clamp_oom_score_adj(apps: &[AppRequest]) -> Result<Vec<Option<i32>>, Stage1Error> {
+    if apps.iter().all(|a| a.limits.oom_score_adj.is_none()) {
+        return Ok(vec![None; apps.len()]);
+    }
+    let current: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .map_err(|e| Stage1Error::sys("read /proc/self/oom_score_adj", e))?
+        .trim()
+        .parse()
+        .map_err(|_| {
+            Stage1Error::sys(
+                "parse /proc/self/oom_score_adj",
+                io::Error::other("not a number"),
+            )
+        })?;
+    let can_lower = ::caps::has_cap(
+        None,
+        ::caps::CapSet::Effective,
+        crate::caps::Capability::CAP_SYS_RESOURCE,
+    )
+    .unwrap_or(false);
+    let mut warned = false;
+    Ok(apps
+        .iter()
+        .map(|a| {
+            let want = a.limits.oom_score_adj?;
+            let want = want.clamp(-1000, 1000);
+            if want < current && !can_lower {
+                if !warned {
+                    super::error::warn(&format!(
+                        "cannot lower oom_score_adj below {current} without CAP_SYS_RESOURCE; \
+                         app {} gets {current} instead of {want}",
+                        a.name
+                    ));
+                    warned = true;
+                }
+                return Some(current);
+            }
+            Some(want)
+        })
+        .collect())
+}
+
+/// The pod cgroup (recorded in `cgroup` before anything else can fail) and each app's, with
+/// its limits.
+fn cgroups(paths: &PodPaths, req: &RunRequest) -> Result<Vec<Cgroup>, Stage1Error> {
+    let h = Hierarchies::discover()
+        .map_err(|e| Stage1Error::cgroup("find the cgroup hierarchies", e))?;
+    let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+    let pod = Cgroup::create_pod_with_supervisor(&h, &format!("rkt-{}", req.uuid), me)
+        .map_err(|e| Stage1Error::cgroup("create the pod cgroup", e))?
+        .pod;
+    let record =
+        serde_json::to_vec(&pod).map_err(|e| Stage1Error::sys("encode the pod cgroup", e))?;
+    status::write_file(paths.root(), status::CGROUP, &record)?;
+    req.apps
+        .iter()
+        .map(|app| {
+            let cg = pod.create_child(&app.name).map_err(|e| {
+                Stage1Error::cgroup(format!("create the cgroup of app {}", app.name), e)
+            })?;
+            let l = &app.limits;
+            let limits = rkt_cgroups::Limits {
+                memory_max: l.memory,
+                cpu_quota: l.cpu_millis.map(CpuQuota::from_millicores),
+                cpu_shares: l.cpu_shares,
+                pids_max: None,
+            };
+            if limits != rkt_cgroups::Limits::default() {
+                cg.set_limits(&limits).map_err(|e| {
+                    Stage1Error::cgroup(format!("set the limits of app {}", app.name), e)
+                })?;
+            }
+            Ok(cg)
+        })
+        .collect()
+}
+
+/// The pod's cgroup as `run` recorded it, if it did.
+pub fn recorded_cgroup(pod_dir: &Path) -> Result<Option<Cgroup>, Stage1Error> {
+    let path: PathBuf = pod_dir.join(status::CGROUP);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Stage1Error::State(format!("{} is not a cgroup record: {e}", path.display()))
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Stage1Error::sys(format!("read {}", path.display()), e)),
+    }
+}

@@ -1,0 +1,505 @@
+//! The pod supervisor: PID 1 of the pod's PID namespace.
+//!
+//! It makes the pod's namespaces (mount, UTS, IPC unless shared, network for `--net=none`),
+//! starts the apps one after another, then loops on a `signalfd` and the apps' stdout/stderr
+//! pipes with `poll`:
+//! - `SIGCHLD`: reap every child (as PID 1 it inherits orphans too); an app's exit is written
+//!   to `apps/<app>/exit`, and an app that failed (non-zero) stops the others (rkt's rule);
+//! - `SIGTERM`, `SIGINT`, `SIGHUP`, `SIGQUIT`: stop the pod: SIGTERM to each running app,
+//!   SIGKILL to everything left in the pod after [`STOP_GRACE`];
+//! - pipe data: CRI log records ([`super::logs`]) and a copy on stage1's own stdout/stderr.
+//!
+//! When every app has exited, whatever the apps left running is killed, the pipes are
+//! drained, and the supervisor exits with the pod's status: the first failed app's code
+//! (128 + n for a signal), else 0.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use rkt_cgroups::Cgroup;
+use rustix::event::{PollFd, PollFlags};
+
+use super::app::{self, AppSetup, ChildStdio};
+use super::error::{self, Stage1Error};
+use super::logs::{LogFile, Stream};
+use super::podfiles::{EtcFiles, PodPaths};
+use super::status::{self, AppExit};
+use super::{logs, signals};
+use crate::abi::{NetMode, RunRequest};
+use crate::seccomp::BpfProgram;
+use crate::sync::{self, ChildSide};
+
+/// How long apps get between SIGTERM and SIGKILL when the pod stops.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// What the supervisor works from, prepared by stage1 before the fork.
+pub struct Pod<'a> {
+    /// The request.
+    pub req: &'a RunRequest,
+    /// The pod directory.
+    pub paths: &'a PodPaths,
+    /// The pod's `/etc` files.
+    pub etc: &'a EtcFiles,
+    /// Each app's cgroup, in request order.
+    pub cgroups: &'a [Cgroup],
+    /// Each app's compiled seccomp filter.
+    pub seccomp: &'a [Option<BpfProgram>],
+    /// Each app's `oom_score_adj`, clamped.
+    pub oom_score_adj: &'a [Option<i32>],
+    /// Whether the one app has the caller's terminal.
+    pub interactive: bool,
+}
+
+/// The supervisor's main: returns the pod's exit status. `release` is its end of the channel
+/// with stage1, which releases it once the supervisor's pid is recorded (sync 1).
+pub fn main(pod: &Pod<'_>, mut release: ChildSide) -> i32 {
+    let result = (|| {
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+            .map_err(|e| Stage1Error::sys("set the parent-death signal", e))?;
+        release.wait_release().map_err(|source| Stage1Error::Sync {
+            what: "stage1".into(),
+            source,
+        })?;
+        drop(release);
+        namespaces(pod.req)?;
+        Supervisor::new(pod)?.run()
+    })();
+    result.unwrap_or_else(|e| {
+        error::report(&e);
+        error::EXIT_STAGE1_FAILED
+    })
+}
+
+fn namespaces(req: &RunRequest) -> Result<(), Stage1Error> {
+    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS;
+    if !req.ipc_host {
+        flags |= CloneFlags::CLONE_NEWIPC;
+    }
+    if req.net == NetMode::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    nix::sched::unshare(flags).map_err(|e| Stage1Error::sys("create the pod's namespaces", e))?;
+    // Nothing mounted in the pod reaches the host, nor the reverse.
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
+    )
+    .map_err(|e| Stage1Error::sys("make the pod's mounts private", e))?;
+    nix::unistd::sethostname(&req.hostname)
+        .map_err(|e| Stage1Error::sys(format!("set the hostname {:?}", req.hostname), e))?;
+    if req.net == NetMode::None {
+        rkt_sys::set_interface_up("lo").map_err(|e| {
+            Stage1Error::sys("bring the loopback interface up", io::Error::other(e))
+        })?;
+    }
+    Ok(())
+}
+
+/// One stdout or stderr pipe of an app.
+struct Pipe {
+    file: File,
+    stream: Stream,
+    lines: logs::Lines,
+}
+
+struct AppState {
+    name: String,
+    pid: Option<Pid>,
+    exited: bool,
+    pipes: Vec<Pipe>,
+    log: Option<LogFile>,
+}
+
+struct Supervisor<'p, 'a> {
+    pod: &'p Pod<'a>,
+    apps: Vec<AppState>,
+    signals: nix::sys::signalfd::SignalFd,
+    stopping: Option<Instant>,
+    killed: bool,
+    first_failure: Option<i32>,
+    copy_out: bool,
+    copy_err: bool,
+}
+
+impl<'p, 'a> Supervisor<'p, 'a> {
+    fn new(pod: &'p Pod<'a>) -> Result<Self, Stage1Error> {
+        Ok(Supervisor {
+            pod,
+            apps: pod
+                .req
+                .apps
+                .iter()
+                .map(|a| AppState {
+                    name: a.name.clone(),
+                    pid: None,
+                    exited: false,
+                    pipes: Vec::new(),
+                    log: None,
+                })
+                .collect(),
+            signals: signals::signalfd(true)?,
+            stopping: None,
+            killed: false,
+            first_failure: None,
+            copy_out: true,
+            copy_err: true,
+        })
+    }
+
+    fn run(mut self) -> Result<i32, Stage1Error> {
+        status::write_started(self.pod.paths.root(), SystemTime::now())?;
+        let mut all_started = true;
+        for i in 0..self.apps.len() {
+            // A stop requested while the apps start wins over starting the rest.
+            self.handle_signals()?;
+            if self.stopping.is_some() {
+                all_started = false;
+                break;
+            }
+            if let Err(e) = self.start(i) {
+                error::report(&e);
+                all_started = false;
+                if self.first_failure.is_none() {
+                    self.first_failure = Some(error::EXIT_STAGE1_FAILED);
+                }
+                self.stop();
+                break;
+            }
+        }
+        if all_started {
+            status::mark_ready(self.pod.paths.root())?;
+        }
+        self.event_loop()?;
+        Ok(self.first_failure.unwrap_or(0))
+    }
+
+    /// Forks app `i` and waits until it has exec'd.
+    fn start(&mut self, i: usize) -> Result<(), Stage1Error> {
+        let req = &self.pod.req.apps[i];
+        let what = || format!("app {}", req.name);
+        let (mut parent, child) = sync::channel().map_err(|source| Stage1Error::Sync {
+            what: what(),
+            source,
+        })?;
+        let (stdio, readers) = if self.pod.interactive {
+            (ChildStdio::Interactive, Vec::new())
+        } else {
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            (
+                ChildStdio::Log {
+                    out: out_w,
+                    err: err_w,
+                },
+                vec![(out_r, Stream::Stdout), (err_r, Stream::Stderr)],
+            )
+        };
+        if !readers.is_empty() {
+            let dir = self.pod.paths.logs(&req.name);
+            self.apps[i].log = Some(LogFile::open(&dir).map_err(|e| {
+                Stage1Error::sys(format!("open the log file in {}", dir.display()), e)
+            })?);
+        }
+        let pid = match rkt_sys::fork()
+            .map_err(|e| Stage1Error::sys(format!("fork {}", what()), io::Error::other(e)))?
+        {
+            rkt_sys::Fork::Child => {
+                drop(parent);
+                drop(readers);
+                app::run_child(
+                    AppSetup {
+                        app: req,
+                        paths: self.pod.paths,
+                        etc: self.pod.etc,
+                        volumes: &self.pod.req.volumes,
+                        seccomp: self.pod.seccomp[i].as_ref(),
+                        oom_score_adj: self.pod.oom_score_adj[i],
+                        stdio,
+                    },
+                    child,
+                )
+            }
+            rkt_sys::Fork::Parent(pid) => pid,
+        };
+        drop(child);
+        drop(stdio);
+        self.apps[i].pid = Some(pid);
+        for (fd, stream) in readers {
+            rustix::io::ioctl_fionbio(&fd, true)
+                .map_err(|e| Stage1Error::sys("make a log pipe non-blocking", e))?;
+            self.apps[i].pipes.push(Pipe {
+                file: File::from(fd),
+                stream,
+                lines: logs::Lines::default(),
+            });
+        }
+        // Sync 2: in its cgroup, its host pid on record, then let it go.
+        self.pod.cgroups[i]
+            .add_process(pid.as_raw())
+            .map_err(|e| Stage1Error::cgroup(format!("put {} in its cgroup", what()), e))?;
+        let host_pid = host_pid(pid)?;
+        status::write_app_pid(self.pod.paths.root(), &req.name, host_pid)?;
+        parent.release().map_err(|source| Stage1Error::Sync {
+            what: what(),
+            source,
+        })?;
+        // Sync 3: exec'd, or its report.
+        match parent.wait_exec() {
+            Ok(Ok(())) => {
+                tracing::debug!("app {} started as pid {host_pid}", req.name);
+                Ok(())
+            }
+            Ok(Err(source)) => Err(Stage1Error::Child {
+                what: format!("starting app {}", req.name),
+                source: Box::new(source),
+            }),
+            Err(source) => Err(Stage1Error::Sync {
+                what: what(),
+                source,
+            }),
+        }
+    }
+
+    fn event_loop(&mut self) -> Result<(), Stage1Error> {
+        loop {
+            self.reap()?;
+            let all_exited = self.apps.iter().all(|a| a.pid.is_none() || a.exited);
+            if all_exited && !self.killed {
+                // Whatever the apps left behind (daemons, orphans) ends with the pod, and
+                // must: it may hold the log pipes open.
+                kill_everything_else();
+                self.killed = true;
+            }
+            let open_pipes = self.apps.iter().any(|a| !a.pipes.is_empty());
+            if all_exited && !open_pipes {
+                return Ok(());
+            }
+            let timeout = match self.stopping {
+                Some(deadline) if !self.killed => {
+                    Some(deadline.saturating_duration_since(Instant::now()))
+                }
+                _ => None,
+            };
+            self.poll(timeout)?;
+            if let Some(deadline) = self.stopping
+                && !self.killed
+                && Instant::now() >= deadline
+            {
+                tracing::debug!("grace period over: killing every process of the pod");
+                kill_everything_else();
+                self.killed = true;
+            }
+        }
+    }
+
+    fn poll(&mut self, timeout: Option<Duration>) -> Result<(), Stage1Error> {
+        let ts = timeout.map(|d| rustix::time::Timespec {
+            tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
+            tv_nsec: d.subsec_nanos().into(),
+        });
+        let mut where_: Vec<(usize, usize)> = Vec::new();
+        let ready: Vec<bool> = {
+            let mut fds = vec![PollFd::new(&self.signals, PollFlags::IN)];
+            for (a, app) in self.apps.iter().enumerate() {
+                for (p, pipe) in app.pipes.iter().enumerate() {
+                    fds.push(PollFd::new(&pipe.file, PollFlags::IN));
+                    where_.push((a, p));
+                }
+            }
+            match rustix::event::poll(&mut fds, ts.as_ref()) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(Stage1Error::sys("poll", e)),
+            }
+            fds.iter().map(|f| !f.revents().is_empty()).collect()
+        };
+        if ready[0] {
+            self.handle_signals()?;
+        }
+        // Drain in reverse so removing a closed pipe keeps the earlier indices valid.
+        for (k, (a, p)) in where_.iter().enumerate().rev() {
+            if ready[k + 1] {
+                self.drain(*a, *p);
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_signals(&mut self) -> Result<(), Stage1Error> {
+        loop {
+            match self.signals.read_signal() {
+                Ok(Some(info)) => match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGCHLD) | Err(_) => {}
+                    Ok(sig) => {
+                        tracing::debug!("got {sig}: stopping the pod");
+                        self.stop();
+                    }
+                },
+                Ok(None) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(Stage1Error::sys("read the signalfd", e)),
+            }
+        }
+    }
+
+    /// Reaps every exited child; records the apps' exits.
+    fn reap(&mut self) -> Result<(), Stage1Error> {
+        loop {
+            let status =
+                match nix::sys::wait::waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return Ok(()),
+                    Ok(s) => s,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(Stage1Error::sys("reap children", e)),
+                };
+            let (Some(pid), Some((code, signal))) = (status.pid(), signals::exit_code(status))
+            else {
+                continue;
+            };
+            if let Some(i) = self
+                .apps
+                .iter()
+                .position(|a| a.pid == Some(pid) && !a.exited)
+            {
+                self.app_exited(i, code, signal)?;
+            }
+        }
+    }
+
+    fn app_exited(&mut self, i: usize, code: i32, signal: Option<i32>) -> Result<(), Stage1Error> {
+        self.apps[i].exited = true;
+        let name = self.apps[i].name.clone();
+        let oom_killed = match self.pod.cgroups[i].oom_kills() {
+            Ok(n) => n > 0,
+            Err(e) => {
+                tracing::debug!("app {name}: cannot read OOM kills: {e}");
+                false
+            }
+        };
+        tracing::debug!("app {name} exited: code {code}, signal {signal:?}, oom {oom_killed}");
+        status::write_app_exit(
+            self.pod.paths.root(),
+            &name,
+            &AppExit {
+                code,
+                signal,
+                oom_killed,
+                finished_at: status::format_time(SystemTime::now()),
+            },
+        )?;
+        if code != 0 && self.first_failure.is_none() {
+            self.first_failure = Some(code);
+            self.stop();
+        }
+        Ok(())
+    }
+
+    /// Starts stopping the pod (once): SIGTERM to every running app, SIGKILL to all after the
+    /// grace period.
+    fn stop(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        self.stopping = Some(Instant::now() + STOP_GRACE);
+        for app in &self.apps {
+            if let (Some(pid), false) = (app.pid, app.exited) {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+            }
+        }
+    }
+
+    /// Reads what pipe `p` of app `a` has (it is non-blocking), logs and copies it.
+    fn drain(&mut self, a: usize, p: usize) {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let pipe = &mut self.apps[a].pipes[p];
+            match pipe.file.read(&mut buf) {
+                Ok(0) => {
+                    let stream = pipe.stream;
+                    let mut lines = std::mem::take(&mut pipe.lines);
+                    self.apps[a].pipes.remove(p);
+                    let log = &mut self.apps[a].log;
+                    lines.finish(|full, text| record(log, stream, full, text));
+                    return;
+                }
+                Ok(n) => {
+                    let stream = pipe.stream;
+                    let mut lines = std::mem::take(&mut pipe.lines);
+                    let log = &mut self.apps[a].log;
+                    lines.feed(&buf[..n], |full, text| record(log, stream, full, text));
+                    self.apps[a].pipes[p].lines = lines;
+                    self.copy(stream, &buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Copies app output to stage1's own stdout/stderr, so `rkt run` shows it.
+    fn copy(&mut self, stream: Stream, bytes: &[u8]) {
+        let ok = match stream {
+            Stream::Stdout if self.copy_out => {
+                let mut out = io::stdout().lock();
+                out.write_all(bytes).and_then(|()| out.flush())
+            }
+            Stream::Stderr if self.copy_err => io::stderr().lock().write_all(bytes),
+            _ => return,
+        };
+        if ok.is_err() {
+            // Nobody reads any more (a closed terminal or pipe); the log still has it all.
+            match stream {
+                Stream::Stdout => self.copy_out = false,
+                Stream::Stderr => self.copy_err = false,
+            }
+        }
+    }
+}
+
+fn record(log: &mut Option<LogFile>, stream: Stream, full: bool, text: &[u8]) {
+    if let Some(file) = log
+        && let Err(e) = file.record(SystemTime::now(), stream, full, text)
+    {
+        error::warn(&format!("cannot write the app log: {e}; logging stops"));
+        *log = None;
+    }
+}
+
+/// SIGKILL to every process of the pod but the supervisor (`kill(-1)` from a PID namespace's
+/// init reaches exactly the other processes of the namespace).
+fn kill_everything_else() {
+    match nix::sys::signal::kill(Pid::from_raw(-1), Signal::SIGKILL) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => tracing::debug!("kill(-1, SIGKILL): {e}"),
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), Stage1Error> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| Stage1Error::sys("create a log pipe", e))
+}
+
+/// The host pid of our child `pid` (a pid of the pod's namespace): what `/proc` of the host,
+/// which the supervisor still sees, says in the fdinfo of a pidfd for it.
+fn host_pid(pid: Pid) -> Result<i32, Stage1Error> {
+    let err = |e: io::Error| Stage1Error::sys(format!("find the host pid of process {pid}"), e);
+    let raw = rustix::process::Pid::from_raw(pid.as_raw())
+        .ok_or_else(|| err(rustix::io::Errno::SRCH.into()))?;
+    let fd = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty())
+        .map_err(|e| err(e.into()))?;
+    let info = std::fs::read_to_string(format!(
+        "/proc/self/fdinfo/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd.as_fd())
+    ))
+    .map_err(err)?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .filter(|p| *p > 0)
+        .ok_or_else(|| err(io::Error::other("no Pid line in the pidfd's fdinfo")))
+}
