@@ -50,7 +50,8 @@ impl Pods {
     /// to `exited-garbage/` (the rename sets the directory's ctime, which starts the grace
     /// period); every unlocked pod in `prepare/`, and every unlocked embryo older than
     /// [`EMBRYO_GRACE`], moves to `garbage/`. Locks are probed shared and never waited for, so a
-    /// running pod is never moved.
+    /// running pod is never moved. Name reservations whose pod is gone (their owner was killed
+    /// halfway through creating or removing it) are removed too.
     pub fn mark_exited(&self) -> Result<Vec<Marked>, PodError> {
         let inner = &self.inner;
         let mut out = Vec::new();
@@ -85,6 +86,10 @@ impl Pods {
                     });
                 }
             }
+        }
+        let stale = names::sweep_stale(inner)?;
+        if stale > 0 {
+            tracing::info!("removed {stale} stale pod name reservations");
         }
         Ok(out)
     }

@@ -146,3 +146,50 @@ pub(crate) fn release(inner: &Inner, name: &str, uuid: Uuid) -> Result<(), PodEr
     }
     Ok(())
 }
+
+/// Removes reservations and temp files that processes killed halfway through creating or
+/// removing a pod left behind: those whose pod is in no state directory. Part of gc's mark
+/// phase, so `names/` does not collect debris; `create` would take such names over anyway.
+pub(crate) fn sweep_stale(inner: &Inner) -> Result<usize, PodError> {
+    let names_path = inner.names_path();
+    let dir = rustix::fs::Dir::read_from(&inner.names).ctx("read directory", &names_path)?;
+    let mut entries = Vec::new();
+    for entry in dir {
+        let entry = entry.ctx("read directory", &names_path)?;
+        if let Some(name) = fsx::entry_name(entry.file_name()) {
+            entries.push(name.to_owned());
+        }
+    }
+    let mut removed = 0;
+    for name in entries {
+        let stale = if let Some(u) = name.strip_prefix(".tmp-") {
+            // A reservation in the making: its pod exists until the creator is done with it.
+            match Uuid::parse_str(u) {
+                Ok(uuid) => inner.locate(uuid)?.is_none(),
+                Err(_) => false,
+            }
+        } else if validate(&name).is_ok() {
+            let seen = holder(inner, &name)?;
+            let dead = match seen {
+                Some(Some(h)) => inner.find(h)?.is_none(),
+                Some(None) => true,
+                None => false,
+            };
+            // Recheck under the lock, as a `create` taking it over would.
+            dead && {
+                let _lock = lock_names(inner)?;
+                holder(inner, &name)? == seen
+            }
+        } else {
+            false
+        };
+        if stale {
+            match rustix::fs::unlinkat(&inner.names, name.as_str(), AtFlags::empty()) {
+                Ok(()) => removed += 1,
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(PodError::io("remove", &names_path.join(&name), e)),
+            }
+        }
+    }
+    Ok(removed)
+}

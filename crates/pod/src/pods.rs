@@ -198,36 +198,29 @@ impl Pods {
     pub fn list(&self) -> Result<Vec<PodInfo>, PodError> {
         let mut by_uuid: HashMap<Uuid, PodInfo> = HashMap::new();
         for d in StateDir::ALL {
-            for (uuid, name) in self.inner.read_state_dir(d)? {
-                let dir = self.inner.dir_path(d).join(&name);
-                let fd = match fsx::open_dir_at(self.inner.dir_fd(d), &name) {
-                    Ok(fd) => fd,
-                    // Moved on to a later state directory (read later) or deleted.
-                    Err(Errno::NOENT) => continue,
-                    Err(e) => return Err(PodError::io("open", &dir, e)),
-                };
-                let locked = d.lock_matters()
-                    && !fsx::try_lock(fd.as_fd(), false).ctx("probe the lock of", &dir)?;
-                let st = rustix::fs::fstat(&fd).ctx("stat", &dir)?;
-                let info = PodInfo {
-                    uuid,
-                    state: PodState::from_dir(d, locked),
-                    created: status::read_time_at(fd.as_fd(), &dir, files::CREATED)
-                        .unwrap_or_else(|e| warn_none(&e)),
-                    started: status::read_time_at(fd.as_fd(), &dir, files::STARTED)
-                        .unwrap_or_else(|e| warn_none(&e)),
-                    name: status::read_text_at(fd.as_fd(), &dir, files::NAME)
-                        .unwrap_or_else(|e| warn_none(&e)),
-                    changed: fsx::ctime(&st),
-                    dir,
-                };
-                // A later state directory wins: the pod moved there during the scan.
-                by_uuid.insert(uuid, info);
+            for (uuid, _) in self.inner.read_state_dir(d)? {
+                // None: moved on to a later state directory (read later) or deleted.
+                if let Some(info) = self.inner.info_at(d, uuid)? {
+                    // A later state directory wins: the pod moved there during the scan.
+                    by_uuid.insert(uuid, info);
+                }
             }
         }
         let mut out: Vec<PodInfo> = by_uuid.into_values().collect();
         out.sort_by_key(|a| (a.created, a.uuid));
         Ok(out)
+    }
+
+    /// What [`list`](Self::list) says about one pod, found by its full UUID; `Ok(None)` if it
+    /// does not exist. For `rkt status`, which then reads the status files in
+    /// [`PodInfo::dir`].
+    pub fn info(&self, uuid: Uuid) -> Result<Option<PodInfo>, PodError> {
+        for d in StateDir::ALL {
+            if let Some(info) = self.inner.info_at(d, uuid)? {
+                return Ok(Some(info));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -283,6 +276,31 @@ impl Inner {
             }
         }
         Ok(out)
+    }
+
+    /// A pod's line of `list` if it is in state directory `d`.
+    fn info_at(&self, d: StateDir, uuid: Uuid) -> Result<Option<PodInfo>, PodError> {
+        let dir = self.pod_path(d, uuid);
+        let fd = match fsx::open_dir_at(self.dir_fd(d), uuid.hyphenated().to_string().as_str()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(PodError::io("open", &dir, e)),
+        };
+        let locked =
+            d.lock_matters() && !fsx::try_lock(fd.as_fd(), false).ctx("probe the lock of", &dir)?;
+        let st = rustix::fs::fstat(&fd).ctx("stat", &dir)?;
+        Ok(Some(PodInfo {
+            uuid,
+            state: PodState::from_dir(d, locked),
+            created: status::read_time_at(fd.as_fd(), &dir, files::CREATED)
+                .unwrap_or_else(|e| warn_none(&e)),
+            started: status::read_time_at(fd.as_fd(), &dir, files::STARTED)
+                .unwrap_or_else(|e| warn_none(&e)),
+            name: status::read_text_at(fd.as_fd(), &dir, files::NAME)
+                .unwrap_or_else(|e| warn_none(&e)),
+            changed: fsx::ctime(&st),
+            dir,
+        }))
     }
 
     /// Finds a pod by UUID, probing its lock. Scans the state directories in lifecycle order, so

@@ -93,6 +93,16 @@ fn get_by_uuid_prefix_and_name() {
     assert_eq!(pods.get(&ua.simple().to_string()).unwrap().uuid(), ua);
     assert_eq!(pods.get(&full[..8]).unwrap().uuid(), ua);
     assert_eq!(pods.get(&full[..13]).unwrap().uuid(), ua, "with a dash");
+    let simple = ua.simple().to_string();
+    assert_eq!(
+        pods.get(&simple[..12]).unwrap().uuid(),
+        ua,
+        "without dashes"
+    );
+    let info = pods.info(ua).unwrap().unwrap();
+    assert_eq!(info.state, PodState::Preparing);
+    assert_eq!(info.dir, a.dir());
+    assert_eq!(pods.info(rkt_pod::Uuid::new_v4()).unwrap(), None);
     assert_eq!(pods.get(&full[..8]).unwrap().state(), PodState::Preparing);
     assert!(matches!(
         pods.get(&full[..3]),
@@ -196,6 +206,21 @@ fn a_stale_name_reservation_is_taken_over() {
     std::fs::remove_dir_all(dir).unwrap();
     assert!(matches!(pods.get("gone"), Err(PodError::NotFound { .. })));
     pods.create(Some("gone")).unwrap();
+
+    // gc's mark phase clears such debris: a stale name and a temp of a dead creator, but not
+    // live reservations.
+    std::fs::write(names.join("ghost2"), rkt_pod::Uuid::new_v4().to_string()).unwrap();
+    let tmp_file = names.join(format!(".tmp-{}", rkt_pod::Uuid::new_v4()));
+    std::fs::write(&tmp_file, b"").unwrap();
+    pods.mark_exited().unwrap();
+    assert!(!names.join("ghost2").exists());
+    assert!(!tmp_file.exists());
+    let mut left: Vec<_> = std::fs::read_dir(&names)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, [".lock", "ghost", "gone", "junk"]);
 }
 
 #[test]
@@ -464,4 +489,156 @@ fn list_a_thousand_new_pods() {
     eprintln!("listed {} pods in {:?}", list.len(), start.elapsed());
     assert_eq!(list.len(), 1000);
     assert!(list.iter().all(|p| p.state == PodState::Exited));
+}
+
+/// Runs `f` on `n` threads released at once, returning their results.
+fn race<T: Send + 'static>(n: usize, f: impl Fn() -> T + Send + Sync + 'static) -> Vec<T> {
+    let barrier = Arc::new(Barrier::new(n));
+    let f = Arc::new(f);
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let (barrier, f) = (barrier.clone(), f.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                f()
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+#[test]
+fn concurrent_creates_of_one_name_have_one_winner() {
+    let tmp = data_dir();
+    let pods = open(tmp.path());
+    // A fresh name, and a stale reservation that several creators try to take over at once.
+    std::fs::write(
+        tmp.path().join("pods/names/stale"),
+        rkt_pod::Uuid::new_v4().to_string(),
+    )
+    .unwrap();
+    for name in ["fresh", "stale"] {
+        for round in 0..5 {
+            let p = pods.clone();
+            let results = race(8, move || {
+                p.create(Some(name)).map(|pod| pod.into_running())
+            });
+            let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+            assert_eq!(winners.len(), 1, "{name} round {round}: {results:?}");
+            let winner = winners[0].as_ref().unwrap().uuid();
+            for r in &results {
+                if let Err(e) = r {
+                    assert!(
+                        matches!(e, PodError::NameTaken { holder, .. } if *holder == winner),
+                        "{e:?}"
+                    );
+                }
+            }
+            assert_eq!(pods.get(name).unwrap().uuid(), winner);
+            drop(results);
+            // Free the name for the next round.
+            pods.mark_exited().unwrap();
+            let h = pods.find(winner).unwrap().unwrap();
+            pods.lock_for_delete(&h).unwrap().unwrap().remove().unwrap();
+        }
+    }
+    // Losers left nothing behind.
+    assert!(pods.list().unwrap().is_empty());
+}
+
+#[test]
+fn many_concurrent_creates_all_succeed() {
+    let tmp = data_dir();
+    let pods = open(tmp.path());
+    let p = pods.clone();
+    let results = race(10, move || {
+        (0..10)
+            .map(|i| {
+                let pod = p.create(None)?;
+                if i % 2 == 0 {
+                    pod.into_running().map(drop)
+                } else {
+                    pod.finish_prepared().map(drop)
+                }
+            })
+            .collect::<Result<Vec<()>, PodError>>()
+    });
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let c = counts(&pods);
+    assert_eq!(c[&PodState::Exited], 50);
+    assert_eq!(c[&PodState::Prepared], 50);
+}
+
+#[test]
+fn races_stay_correct_while_other_processes_list_and_collect() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = data_dir();
+    let pods = open(tmp.path());
+    let stop = Arc::new(AtomicBool::new(false));
+    let lister = {
+        let (pods, stop) = (pods.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut rounds = 0;
+            while !stop.load(Ordering::Relaxed) {
+                for p in pods.list().unwrap() {
+                    // Pods vanish under us (the collector); that is fine.
+                    let _ = pods.get(&p.uuid.to_string());
+                }
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    let collector = {
+        let (pods, stop) = (pods.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut removed = 0;
+            while !stop.load(Ordering::Relaxed) {
+                pods.mark_exited().unwrap();
+                for h in pods.sweepable(Duration::ZERO, HOUR).unwrap() {
+                    if let Some(d) = pods.lock_for_delete(&h).unwrap() {
+                        d.remove().unwrap();
+                        removed += 1;
+                    }
+                }
+            }
+            removed
+        })
+    };
+    for _ in 0..30 {
+        let uuid = pods.create(None).unwrap().finish_prepared().unwrap().uuid();
+        let p = pods.clone();
+        let results = race(4, move || p.run_prepared(uuid));
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        for r in &results {
+            if let Err(e) = r {
+                assert!(
+                    matches!(
+                        e,
+                        PodError::NotPrepared {
+                            state: Some(PodState::Running),
+                            ..
+                        }
+                    ),
+                    "{e:?}"
+                );
+            }
+        }
+        // Running pods are never collected.
+        assert_eq!(state_of(&pods, uuid), Some(PodState::Running));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let rounds = lister.join().unwrap();
+    let removed = collector.join().unwrap();
+    eprintln!("{rounds} listings, {removed} pods collected meanwhile");
+    assert!(rounds > 0);
+    pods.mark_exited().unwrap();
+    for h in pods.sweepable(Duration::ZERO, HOUR).unwrap() {
+        pods.lock_for_delete(&h).unwrap().unwrap().remove().unwrap();
+    }
+    assert!(pods.list().unwrap().is_empty());
 }
