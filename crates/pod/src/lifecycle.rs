@@ -84,6 +84,13 @@ impl Pods {
                 if let Err(e2) = pod.discard() {
                     tracing::warn!("cannot remove the pod just created: {e2}");
                 }
+                // In case the name was reserved but not yet recorded in the pod.
+                if let Some(n) = name
+                    && !matches!(e, PodError::NameTaken { .. })
+                    && let Err(e2) = names::release(&self.inner, n, uuid)
+                {
+                    tracing::warn!("cannot release pod name {n:?}: {e2}");
+                }
                 Err(e)
             }
         }
