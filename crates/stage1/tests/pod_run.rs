@@ -2,7 +2,11 @@
 
 mod common;
 
-use common::{TestPod, sh, show};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{TestPod, empty_volume, sh, show};
+use rkt_stage1::abi::MountRequest;
 
 #[test]
 fn output_and_exit_code_pass_through() {
@@ -37,3 +41,181 @@ fn output_and_exit_code_pass_through() {
     assert!(pid > 0);
 }
 
+#[test]
+fn apps_share_pid_uts_and_ipc_namespaces_but_not_mounts() {
+    // Each app records its namespaces in a shared volume and waits for the other's record,
+    // so both are alive at once (namespace inode numbers are only unique among live ones).
+    let script = |me: &str, other: &str| {
+        format!(
+            "for n in pid uts ipc mnt net; do echo $n=$(readlink /proc/self/ns/$n); done > /shared/{me}.tmp; \
+             mv /shared/{me}.tmp /shared/{me}; \
+             while [ ! -e /shared/{other} ]; do sleep 0.05; done; cat /shared/{me}"
+        )
+    };
+    let mut a = sh("a", &script("a", "b"));
+    let mut b = sh("b", &script("b", "a"));
+    for app in [&mut a, &mut b] {
+        app.mounts.push(MountRequest {
+            volume: "shared".into(),
+            path: "/shared".into(),
+            read_only: false,
+        });
+    }
+    let mut pod = TestPod::new(vec![a, b]);
+    pod.req.volumes.push(empty_volume("shared"));
+    let out = pod.run();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let ns = |app: &str| -> BTreeMap<String, String> {
+        pod.logged(app, "stdout")
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    let (a, b) = (ns("a"), ns("b"));
+    let host = |n: &str| std::fs::read_link(format!("/proc/self/ns/{n}")).unwrap();
+    for n in ["pid", "uts", "ipc"] {
+        assert_eq!(a[n], b[n], "{n}");
+        assert_ne!(Path::new(&a[n]), host(n), "{n} must be the pod's own");
+    }
+    // --net=host: the host's network namespace.
+    assert_eq!(Path::new(&a["net"]), host("net"));
+    assert_ne!(a["mnt"], b["mnt"]);
+}
+
+#[test]
+fn the_supervisor_is_pid_1_and_reaps_orphans() {
+    // The inner shell exits at once, leaving its `sleep` to be re-parented to PID 1; once the
+    // sleep ends, only PID 1 can reap it.
+    let pod = TestPod::new(vec![sh(
+        "reaper",
+        "sh -c 'sleep 0.2 & exit 0'; sleep 1.5; cat /proc/1/comm; cat /proc/[0-9]*/stat",
+    )]);
+    let out = pod.run();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = pod.logged("reaper", "stdout");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("rkt-stage1"));
+    for stat in lines {
+        // pid (comm) state …
+        let state = stat.rsplit_once(") ").unwrap().1.split(' ').next().unwrap();
+        assert_ne!(state, "Z", "a zombie was left: {stat}");
+    }
+}
+
+#[test]
+fn a_user_name_is_looked_up_in_the_image() {
+    let mut a = sh("who", "id -u; id -g; id -G; echo $HOME $USER; pwd");
+    a.user = "user".into();
+    a.supplementary_gids = vec![100];
+    a.working_dir = "/home/user".into();
+    let pod = TestPod::new(vec![a]);
+    let out = pod.run();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1000\n1000\n1000 100\n/home/user user\n/home/user\n"
+    );
+}
+
+#[test]
+fn an_unknown_user_is_a_clear_error() {
+    let mut a = sh("who", "id");
+    a.user = "daemon".into();
+    let pod = TestPod::new(vec![a]);
+    let out = pod.run();
+    assert_eq!(out.status.code(), Some(254), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("rkt: stage1: ")
+            && err.contains("\"daemon\"")
+            && err.contains("/etc/passwd"),
+        "{err}"
+    );
+    assert_eq!(pod.exit("who")["code"], 254);
+}
+
+#[test]
+fn a_missing_executable_is_named() {
+    let pod = TestPod::new(vec![common::app("ghost", &["nosuchbinary", "--flag"])]);
+    let out = pod.run();
+    assert_eq!(out.status.code(), Some(254), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nosuchbinary") && err.contains("PATH"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn a_failing_app_stops_the_others_and_sets_the_status() {
+    let pod = TestPod::new(vec![
+        common::app("long", &["sleep", "1000"]),
+        sh("short", "sleep 0.2; exit 5"),
+    ]);
+    let out = pod.run();
+    assert_eq!(out.status.code(), Some(5), "{}", show(&out));
+    assert_eq!(pod.exit("short")["code"], 5);
+    let long = pod.exit("long");
+    assert_eq!(long["signal"], 15, "{long}");
+    assert_eq!(long["code"], 128 + 15);
+}
+
+#[test]
+fn sigterm_to_stage1_stops_the_pod() {
+    let pod = TestPod::new(vec![common::app("sleeper", &["sleep", "1000"])]);
+    let mut running = pod.spawn();
+    pod.wait_ready(&mut running);
+    let pid = nix::unistd::Pid::from_raw(running.pid());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = running.wait();
+    assert_eq!(out.status.code(), Some(128 + 15), "{}", show(&out));
+    assert_eq!(pod.exit("sleeper")["signal"], 15);
+}
+
+#[test]
+fn an_app_ignoring_sigterm_is_killed_after_the_grace_period() {
+    // `trap '' TERM` is inherited by the sleep too.
+    let pod = TestPod::new(vec![sh("stubborn", "trap '' TERM; sleep 1000")]);
+    let mut running = pod.spawn();
+    pod.wait_ready(&mut running);
+    let pid = nix::unistd::Pid::from_raw(running.pid());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = running.wait();
+    assert_eq!(out.status.code(), Some(128 + 9), "{}", show(&out));
+    assert_eq!(pod.exit("stubborn")["signal"], 9);
+}
+
+#[test]
+fn a_memory_limit_oom_kills_and_says_so() {
+    let mut a = common::app("hog", &["tail", "/dev/zero"]);
+    a.limits.memory = Some(32 << 20);
+    let pod = TestPod::new(vec![a]);
+    let out = pod.run();
+    assert_eq!(out.status.code(), Some(128 + 9), "{}", show(&out));
+    let exit = pod.exit("hog");
+    assert_eq!(exit["oom_killed"], true, "{exit}");
+    assert_eq!(exit["signal"], 9);
+}
+
+#[test]
+fn interactive_apps_get_the_callers_stdio() {
+    let mut a = sh("tty", "read line; echo got $line; echo err >&2");
+    a.stdio = rkt_stage1::abi::Stdio::Interactive;
+    let mut pod = TestPod::new(vec![a]);
+    pod.req.interactive = true;
+    let out = pod.spawn_with_stdin(Some(b"hello\n")).wait();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got hello\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    assert_eq!(pod.log("tty"), "", "an interactive app is not logged");
+}
+
+#[test]
+fn log_mode_stdin_is_dev_null() {
+    let pod = TestPod::new(vec![sh("reader", "cat; echo done")]);
+    let out = pod.spawn_with_stdin(Some(b"not for the app\n")).wait();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
+}

@@ -5,12 +5,14 @@
 //!
 //! The app is identified by the pid the supervisor recorded, checked to still belong to the
 //! app (it is in the app's cgroup) through a pidfd opened before the check, and its
-//! namespaces are joined through that pidfd in one `setns`, so a recycled pid cannot send
-//! the command elsewhere. `setns` into a PID namespace applies to children, so stage1 forks
-//! the command after it, waits for it (passing on signals) and exits with its status.
+//! namespaces are joined through that pidfd, so a recycled pid cannot send the command
+//! elsewhere. stage1 joins the app's cgroup and PID namespace (which applies to children) and
+//! forks; the child joins the other namespaces (the pod's `/proc` would hide stage1 from
+//! itself) and the app's root, takes on the app's identity and confinement and execs. stage1
+//! waits for it, passing on signals, and exits with its status.
 
 use std::ffi::OsString;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::sched::CloneFlags;
@@ -92,22 +94,15 @@ pub fn enter(pod_dir: &Path, app_name: &str, command: Vec<OsString>) -> Result<i
     cgroup
         .add_process(me)
         .map_err(|e| Stage1Error::cgroup("join the app's cgroup", e))?;
-    let all = CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWNET
-        | CloneFlags::CLONE_NEWCGROUP;
-    nix::sched::setns(pidfd.as_fd(), all).map_err(|e| {
+    // The PID namespace here (it applies to the child forked next); the others in the child,
+    // which stage1 itself need not join.
+    nix::sched::setns(pidfd.as_fd(), CloneFlags::CLONE_NEWPID).map_err(|e| {
         if e == nix::errno::Errno::ESRCH {
             gone()
         } else {
-            Stage1Error::sys(format!("join the namespaces of app {app_name}"), e)
+            Stage1Error::sys(format!("join the PID namespace of app {app_name}"), e)
         }
     })?;
-    rustix::process::fchdir(&root).map_err(|e| Stage1Error::sys("change to the app's root", e))?;
-    rustix::process::chroot(".").map_err(|e| Stage1Error::sys("chroot into the app's root", e))?;
-
     signals::block()?;
     let (mut parent, child) = sync::channel().map_err(|source| Stage1Error::Sync {
         what: "the entered command".into(),
@@ -123,8 +118,16 @@ pub fn enter(pod_dir: &Path, app_name: &str, command: Vec<OsString>) -> Result<i
     {
         rkt_sys::Fork::Child => {
             drop(parent);
-            drop((pidfd, root));
-            run_child(app, filter.as_ref(), &command, child)
+            run_child(
+                &Target {
+                    app,
+                    pidfd: &pidfd,
+                    root: &root,
+                    filter: filter.as_ref(),
+                },
+                &command,
+                child,
+            )
         }
         rkt_sys::Fork::Parent(pid) => pid,
     };
@@ -152,28 +155,45 @@ pub fn enter(pod_dir: &Path, app_name: &str, command: Vec<OsString>) -> Result<i
     signals::forward_and_wait(child_pid)
 }
 
-/// The command's process: the app's identity and confinement, then `execve`.
-fn run_child(
-    app: &AppRequest,
-    filter: Option<&BpfProgram>,
-    command: &[OsString],
-    mut sync: ChildSide,
-) -> ! {
-    let Err(err) = child_setup(app, filter, command, &mut sync);
+/// What the command's process joins.
+struct Target<'a> {
+    app: &'a AppRequest,
+    /// A pidfd of the app's process.
+    pidfd: &'a OwnedFd,
+    /// The app's root directory (`/proc/<pid>/root`).
+    root: &'a OwnedFd,
+    filter: Option<&'a BpfProgram>,
+}
+
+/// The command's process: the app's namespaces and root, its identity and confinement, then
+/// `execve`.
+fn run_child(target: &Target<'_>, command: &[OsString], mut sync: ChildSide) -> ! {
+    let Err(err) = child_setup(target, command, &mut sync);
     sync.report(&err);
     std::process::exit(super::error::EXIT_STAGE1_FAILED)
 }
 
 fn child_setup(
-    app: &AppRequest,
-    filter: Option<&BpfProgram>,
+    target: &Target<'_>,
     command: &[OsString],
     sync: &mut ChildSide,
 ) -> Result<std::convert::Infallible, ChildError> {
+    let app = target.app;
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
         .map_err(|e| ChildError::new("enter", "set the parent-death signal").errno(e))?;
     sync.wait_release()
         .map_err(|e| ChildError::new("enter", "wait for stage1").message(e.to_string()))?;
+    let rest = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWCGROUP;
+    nix::sched::setns(target.pidfd.as_fd(), rest)
+        .map_err(|e| ChildError::new("enter", "join the app's namespaces").errno(e))?;
+    rustix::process::fchdir(target.root)
+        .map_err(|e| ChildError::new("enter", "change to the app's root").errno(e))?;
+    rustix::process::chroot(".")
+        .map_err(|e| ChildError::new("enter", "chroot into the app's root").errno(e))?;
     let id = user::resolve(
         Path::new("/"),
         &app.user,
@@ -197,6 +217,6 @@ fn child_setup(
     let name = command[0].to_string_lossy();
     let path = exec::find_executable(&name, exec::get(&env, "PATH").unwrap_or(exec::DEFAULT_PATH))?;
     app::finish_process_state()?;
-    confine::install_seccomp(filter)?;
+    confine::install_seccomp(target.filter)?;
     Err(exec::exec(&path, &argv, &env))
 }

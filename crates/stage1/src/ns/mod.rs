@@ -53,8 +53,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
     };
     if command.debug() {
+        use std::io::IsTerminal;
         let _ = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_env_filter("debug")
             .without_time()
             .try_init();

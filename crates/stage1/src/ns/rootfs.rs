@@ -129,7 +129,8 @@ pub fn mount_overlay(
             .errno(e);
         // f_type's integer type differs between architectures.
         #[allow(clippy::unnecessary_cast)]
-        let on_overlay = rustix::fs::statfs(upper).is_ok_and(|s| s.f_type as i64 == OVERLAYFS_MAGIC);
+        let on_overlay =
+            rustix::fs::statfs(upper).is_ok_and(|s| s.f_type as i64 == OVERLAYFS_MAGIC);
         if on_overlay {
             err = err.message(format!(
                 "{} is itself on overlayfs, which overlayfs refuses as an upper dir; keep \

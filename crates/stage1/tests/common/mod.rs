@@ -39,6 +39,7 @@ pub fn layers() -> Vec<PathBuf> {
     LAYERS
         .get_or_init(|| {
             let dir = scratch().join(format!("layers-{}", std::process::id()));
+            remove_stale_layers();
             let _ = std::fs::remove_dir_all(&dir);
             let base = dir.join("base");
             let top = dir.join("top");
@@ -71,6 +72,21 @@ pub fn layers() -> Vec<PathBuf> {
             vec![base, top]
         })
         .clone()
+}
+
+/// Layer trees of earlier test processes that are gone.
+fn remove_stale_layers() {
+    let Ok(entries) = std::fs::read_dir(scratch()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("layers-")
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// An app running `argv` in the test image, with rkt's defaults (capabilities, seccomp,
@@ -149,18 +165,31 @@ impl TestPod {
 
     /// `rkt-stage1 run`, with the pod directory locked as stage0 would.
     pub fn spawn(&self) -> Running {
+        self.spawn_with_stdin(None)
+    }
+
+    /// [`spawn`](Self::spawn), with `input` on stage1's stdin (then closed).
+    pub fn spawn_with_stdin(&self, input: Option<&[u8]>) -> Running {
         self.write_request();
         let mut cmd = Command::new(STAGE1);
         cmd.args(["run", "--pod-dir"]).arg(&self.dir);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let _guard = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
         let lock = lock_dir(&self.dir);
         rustix::io::fcntl_setfd(&lock, rustix::io::FdFlags::empty()).unwrap();
         cmd.env("RKT_LOCK_FD", lock.as_raw_fd().to_string());
-        let child = cmd.spawn().unwrap();
+        let mut child = cmd.spawn().unwrap();
         drop(lock);
+        if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+            use std::io::Write;
+            stdin.write_all(bytes).unwrap();
+        }
         Running::new(child)
     }
 
@@ -231,15 +260,28 @@ impl TestPod {
 
     /// Runs `rkt-stage1 <verb> --pod-dir DIR <args>` to its end.
     pub fn stage1(&self, verb: &str, args: &[&str]) -> Output {
+        self.stage1_with_stdin(verb, args, None)
+    }
+
+    /// [`stage1`](Self::stage1) with `input` on its stdin.
+    pub fn stage1_with_stdin(&self, verb: &str, args: &[&str], input: Option<&[u8]>) -> Output {
         let mut cmd = Command::new(STAGE1);
         cmd.arg(verb).arg("--pod-dir").arg(&self.dir).args(args);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let child = {
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = {
             let _guard = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
             cmd.spawn().unwrap()
         };
+        if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+            use std::io::Write;
+            stdin.write_all(bytes).unwrap();
+        }
         Running::new(child).wait()
     }
 
@@ -388,4 +430,16 @@ fn rand_u16() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static N: AtomicU16 = AtomicU16::new(0);
     N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// An `empty` volume (mode 0777, root).
+pub fn empty_volume(name: &str) -> rkt_stage1::abi::Volume {
+    rkt_stage1::abi::Volume {
+        name: name.into(),
+        kind: rkt_stage1::abi::VolumeKind::Empty {
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+        },
+    }
 }
