@@ -38,10 +38,7 @@ pub fn enter(pod_dir: &Path, app_name: &str, command: Vec<OsString>) -> Result<i
         .iter()
         .find(|a| a.name == app_name)
         .ok_or_else(|| Stage1Error::State(format!("the pod has no app named {app_name:?}")))?;
-    if pod_dir
-        .join(format!("{}/{app_name}/exit", status::APPS_DIR))
-        .exists()
-    {
+    if status::app_exited(pod_dir, app_name)? {
         return Err(Stage1Error::State(format!("app {app_name} has exited")));
     }
     let pid = status::read_app_pid(pod_dir, app_name)?

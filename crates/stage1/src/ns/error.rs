@@ -98,6 +98,15 @@ pub enum Stage1Error {
         #[source]
         source: Box<ChildError>,
     },
+    /// A pod status file could not be written or read.
+    #[error("could not {what}")]
+    Pod {
+        /// What we were doing.
+        what: String,
+        /// Why.
+        #[source]
+        source: rkt_pod::PodError,
+    },
     /// An entrypoint met the pod in a state it cannot work on.
     #[error("{0}")]
     State(String),

@@ -389,7 +389,7 @@ impl<'p, 'a> Supervisor<'p, 'a> {
                 code,
                 signal,
                 oom_killed,
-                finished_at: status::format_time(SystemTime::now()),
+                finished_at: SystemTime::now(),
             },
         )?;
         if code != 0 && self.first_failure.is_none() {
