@@ -6,6 +6,9 @@ mod config;
 mod fetch;
 mod global;
 mod image;
+mod pod;
+mod pod_args;
+mod run;
 mod table;
 mod version;
 

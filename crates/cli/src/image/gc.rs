@@ -1,6 +1,5 @@
 //! `rkt image gc`.
 
-use std::collections::HashSet;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -20,8 +19,10 @@ pub struct GcArgs {
 pub fn run(g: &GlobalArgs, a: GcArgs) -> anyhow::Result<ExitCode> {
     let config = g.config()?;
     let store = g.store(&config)?;
-    // No pods exist yet to pin layer trees; they will pass what they mount here.
-    let report = store.gc(a.grace_period, &HashSet::new())?;
+    // Trees that pods use stay, even if their image was removed.
+    let pods = rkt_pod::Pods::open(&g.data_dir(&config))?;
+    let keep = rkt_stage0::prepare::layers_in_use(&pods)?;
+    let report = store.gc(a.grace_period, &keep)?;
     println!("{report}");
     Ok(ExitCode::SUCCESS)
 }

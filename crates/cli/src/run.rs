@@ -1,0 +1,275 @@
+//! `rkt run`, `rkt prepare` and `rkt run-prepared`.
+//!
+//! `run` fetches, prepares, then *becomes* the pod: it execs stage1, so whatever started rkt
+//! (a shell, systemd, a kubelet) supervises the pod process directly.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use rkt_pod::Pods;
+use rkt_stage0::exec::{exec_stage1, stage1_binary};
+use rkt_stage0::prepare::{AppInput, prepare};
+use rkt_stage0::spec::{PodSpec, Stage1Location};
+use rkt_stage1::abi::{NetMode, REQUEST_FILE, RunRequest};
+use rkt_types::{ImageSource, PullPolicy};
+
+use crate::fetch::{FetchFlags, runtime};
+use crate::global::GlobalArgs;
+use crate::pod_args::{parse_apps, parse_kv};
+
+/// Network modes available until CNI networks land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Net {
+    /// Share the host's network namespace.
+    Host,
+    /// A private network namespace with loopback only.
+    None,
+}
+
+/// IPC namespace choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Ipc {
+    /// Private (as auto).
+    Auto,
+    /// A private IPC namespace.
+    Private,
+    /// The host's IPC namespace.
+    Parent,
+}
+
+/// Pod-level flags of `run` and `prepare` (they go before the first image).
+#[derive(Debug, Args)]
+pub struct PodFlags {
+    /// A unique name for the pod, usable instead of its UUID
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The pod's hostname [default: rkt-<uuid>]
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Network: none (loopback only) or host. CNI networks come in a later release.
+    #[arg(long, default_value = "none")]
+    pub net: Net,
+    /// IPC namespace
+    #[arg(long, default_value = "auto")]
+    pub ipc: Ipc,
+    /// DNS server for the pod's resolv.conf, or `host`, or `none` (repeatable)
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// DNS search domain (repeatable)
+    #[arg(long)]
+    pub dns_search: Vec<String>,
+    /// resolv.conf option (repeatable)
+    #[arg(long)]
+    pub dns_opt: Vec<String>,
+    /// DNS domain
+    #[arg(long)]
+    pub dns_domain: Option<String>,
+    /// /etc/hosts entry IP=HOST[,IP=HOST], or `host` (repeatable)
+    #[arg(long)]
+    pub hosts_entry: Vec<String>,
+    /// Pod volume: NAME,kind=host,source=PATH[,readOnly=true] or NAME,kind=empty[,mode=,uid=,gid=]
+    #[arg(long, value_parser = parse_volume_flag)]
+    pub volume: Vec<rkt_stage1::abi::Volume>,
+    /// Mount a volume into every app: volume=NAME,target=PATH
+    #[arg(long, value_parser = parse_mount_flag)]
+    pub mount: Vec<rkt_stage0::volumes::MountSpec>,
+    /// Connect the (single) app to this terminal
+    #[arg(long)]
+    pub interactive: bool,
+    /// Give every app this process's environment (lowest precedence)
+    #[arg(long)]
+    pub inherit_env: bool,
+    /// Environment NAME=VALUE for every app (repeatable)
+    #[arg(long, value_parser = parse_kv)]
+    pub set_env: Vec<(String, String)>,
+    /// File of NAME=VALUE lines for every app (repeatable)
+    #[arg(long)]
+    pub set_env_file: Vec<PathBuf>,
+    /// Pod annotation NAME=VALUE (repeatable)
+    #[arg(long, value_parser = parse_kv)]
+    pub annotation: Vec<(String, String)>,
+    /// Write the pod's UUID to this file
+    #[arg(long)]
+    pub uuid_file_save: Option<PathBuf>,
+    /// The stage1 binary to use [default: rkt-stage1 next to rkt, else /usr/lib/rkt/stage1]
+    #[arg(long)]
+    pub stage1_path: Option<PathBuf>,
+}
+
+/// `rkt run` / `rkt prepare` arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub pod: PodFlags,
+    #[command(flatten)]
+    pub fetch: FetchFlags,
+    /// Print only the UUID (prepare)
+    #[arg(long)]
+    pub quiet: bool,
+    /// IMAGE [APP FLAGS] [-- ARGS… ---], once per app
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE"
+    )]
+    pub images: Vec<String>,
+}
+
+/// `rkt run-prepared` arguments.
+#[derive(Debug, Args)]
+pub struct RunPreparedArgs {
+    /// The prepared pod's UUID (or unique prefix, or name)
+    pub pod: String,
+    /// Connect the (single) app to this terminal
+    #[arg(long)]
+    pub interactive: bool,
+    /// Override the network chosen at prepare time
+    #[arg(long)]
+    pub net: Option<Net>,
+    /// Override the hostname chosen at prepare time
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// The stage1 binary to use
+    #[arg(long)]
+    pub stage1_path: Option<PathBuf>,
+}
+
+fn parse_volume_flag(s: &str) -> Result<rkt_stage1::abi::Volume, String> {
+    rkt_stage0::volumes::parse_volume(s).map_err(|e| e.to_string())
+}
+
+fn parse_mount_flag(s: &str) -> Result<rkt_stage0::volumes::MountSpec, String> {
+    rkt_stage0::volumes::parse_mount(s).map_err(|e| e.to_string())
+}
+
+fn net_mode(n: Net) -> NetMode {
+    match n {
+        Net::Host => NetMode::Host,
+        Net::None => NetMode::None,
+    }
+}
+
+/// Fetches the images and writes the pod directory; returns the preparing pod.
+fn prepare_pod(
+    g: &GlobalArgs,
+    a: &RunArgs,
+) -> anyhow::Result<(rkt_pod::PreparingPod, RunRequest, PathBuf)> {
+    let apps = parse_apps(&a.images)?;
+    let config = g.config()?;
+    let store = g.store(&config)?;
+    let fetcher = a
+        .fetch
+        .fetcher(g, &config, store.clone(), PullPolicy::New)?;
+    let mut inputs = Vec::with_capacity(apps.len());
+    {
+        // The runtime lives only while fetching: nothing after it may run threads, since
+        // stage1 is exec'd from this process.
+        let rt = runtime()?;
+        for spec in apps {
+            let src = ImageSource::parse(&spec.image)
+                .with_context(|| format!("cannot run {:?}", spec.image))?;
+            let image = rt
+                .block_on(fetcher.fetch(&src))
+                .with_context(|| format!("cannot fetch {}", spec.image))?;
+            let image_name = store
+                .list_images()?
+                .into_iter()
+                .find(|e| e.id == image.id)
+                .and_then(|e| e.names.first().map(ToString::to_string))
+                .unwrap_or_else(|| image.id.to_string());
+            inputs.push(AppInput {
+                spec,
+                image,
+                image_name,
+            });
+        }
+    }
+    let mut set_env_files = Vec::new();
+    for f in &a.pod.set_env_file {
+        set_env_files.push(rkt_stage0::env::read_env_file(f)?);
+    }
+    let spec = PodSpec {
+        name: a.pod.name.clone(),
+        hostname: a.pod.hostname.clone(),
+        net: net_mode(a.pod.net),
+        ipc_host: a.pod.ipc == Ipc::Parent,
+        dns: a.pod.dns.clone(),
+        dns_search: a.pod.dns_search.clone(),
+        dns_opt: a.pod.dns_opt.clone(),
+        dns_domain: a.pod.dns_domain.clone(),
+        hosts_entries: a.pod.hosts_entry.clone(),
+        volumes: a.pod.volume.clone(),
+        mounts: a.pod.mount.clone(),
+        interactive: a.pod.interactive,
+        insecure: g.insecure_options,
+        inherit_env: a
+            .pod
+            .inherit_env
+            .then(|| std::env::vars().collect::<Vec<_>>()),
+        set_env_files,
+        set_env: a.pod.set_env.clone(),
+        debug: g.debug,
+        annotations: a.pod.annotation.clone(),
+    };
+    let pods = Pods::open(&g.data_dir(&config))?;
+    let (pod, req) = prepare(&pods, &store, &spec, inputs)?;
+    if let Some(f) = &a.pod.uuid_file_save {
+        std::fs::write(f, format!("{}\n", pod.uuid()))
+            .with_context(|| format!("cannot write the UUID to {}", f.display()))?;
+    }
+    let stage1 = stage1_binary(&Stage1Location {
+        path: a.pod.stage1_path.clone(),
+    })?;
+    Ok((pod, req, stage1))
+}
+
+/// `rkt run`: prepare, then become the pod.
+pub fn run(g: &GlobalArgs, a: RunArgs) -> anyhow::Result<ExitCode> {
+    let (pod, _req, stage1) = prepare_pod(g, &a)?;
+    let running = pod.into_running()?;
+    let dir = running.dir().to_owned();
+    let lock = running.lock_fd()?;
+    Err(exec_stage1(&stage1, "run", &dir, g.debug, &[], Some(lock)).into())
+}
+
+/// `rkt prepare`: prepare and print the UUID.
+pub fn prepare_verb(g: &GlobalArgs, a: RunArgs) -> anyhow::Result<ExitCode> {
+    let (pod, _req, _stage1) = prepare_pod(g, &a)?;
+    let handle = pod.finish_prepared()?;
+    println!("{}", handle.uuid());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rkt run-prepared UUID`.
+pub fn run_prepared(g: &GlobalArgs, a: RunPreparedArgs) -> anyhow::Result<ExitCode> {
+    let config = g.config()?;
+    let pods = Pods::open(&g.data_dir(&config))?;
+    let handle = pods.get(&a.pod)?;
+    let running = pods.run_prepared(handle.uuid())?;
+    let dir = running.dir().to_owned();
+    if a.interactive || a.net.is_some() || a.hostname.is_some() {
+        let path = dir.join(REQUEST_FILE);
+        let mut req = RunRequest::parse(&std::fs::read(&path)?)?;
+        if a.interactive {
+            if req.apps.len() != 1 {
+                anyhow::bail!("--interactive needs a pod with exactly one app");
+            }
+            req.interactive = true;
+            req.apps[0].stdio = rkt_stage1::abi::Stdio::Interactive;
+        }
+        if let Some(n) = a.net {
+            req.net = net_mode(n);
+        }
+        if let Some(h) = &a.hostname {
+            req.hostname = h.clone();
+        }
+        running.write_file(REQUEST_FILE, &serde_json::to_vec_pretty(&req)?)?;
+    }
+    let stage1 = stage1_binary(&Stage1Location {
+        path: a.stage1_path.clone(),
+    })?;
+    let lock = running.lock_fd()?;
+    Err(exec_stage1(&stage1, "run", &dir, g.debug, &[], Some(lock)).into())
+}
