@@ -6,7 +6,7 @@ mod common;
 use std::os::unix::fs::MetadataExt;
 
 use common::{TestPod, app, sh, show, status_fields};
-use rkt_stage1::abi::{MountRequest, NetMode, Volume, VolumeKind};
+use rkt_stage1::abi::{Limits, MountRequest, NetMode, Volume, VolumeKind};
 use rkt_stage1::caps::CapSet;
 
 /// Runs one app and returns its stdout, checking that it exited 0.
@@ -256,4 +256,69 @@ fn an_image_without_etc_hosts_gets_a_stub_and_keeps_its_own_resolv_conf() {
         "{text}"
     );
     assert!(text.ends_with("no-resolv\n"), "{text}");
+}
+
+#[test]
+fn limits_land_in_the_app_cgroup_and_oom_score_adj_is_clamped() {
+    let mut limited = sh("lim", "cat /proc/self/oom_score_adj; exec sleep 1000");
+    limited.limits = Limits {
+        memory: Some(64 << 20),
+        cpu_millis: Some(500),
+        cpu_shares: Some(512),
+        oom_score_adj: Some(-500),
+    };
+    let mut raised = sh("up", "cat /proc/self/oom_score_adj");
+    raised.limits.oom_score_adj = Some(300);
+    let pod = TestPod::new(vec![limited, raised]);
+    let mut running = pod.spawn();
+    pod.wait_ready(&mut running);
+
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(pod.dir.join("cgroup")).unwrap()).unwrap();
+    let dir_of = |controller: &str| {
+        record["dirs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| {
+                d["controllers"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c == controller))
+            })
+            .map(|d| std::path::PathBuf::from(d["path"].as_str().unwrap()).join("lim"))
+    };
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap().trim().to_owned();
+    if let Some(mem) = dir_of("memory") {
+        assert_eq!(
+            read(mem.join("memory.limit_in_bytes")),
+            (64u64 << 20).to_string()
+        );
+    }
+    if let Some(cpu) = dir_of("cpu") {
+        assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "50000");
+        assert_eq!(read(cpu.join("cpu.shares")), "512");
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(running.pid()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = running.wait();
+    let ours: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let can_lower = caps_effective_has_sys_resource();
+    let want = if can_lower { -500 } else { ours.max(-500) };
+    assert_eq!(pod.logged("lim", "stdout"), format!("{want}\n"));
+    assert_eq!(pod.logged("up", "stdout"), "300\n");
+    let warned = String::from_utf8_lossy(&out.stderr).contains("cannot lower oom_score_adj");
+    assert_eq!(warned, !can_lower && ours > -500, "{}", show(&out));
+}
+
+fn caps_effective_has_sys_resource() -> bool {
+    let status = status_fields(&std::fs::read_to_string("/proc/self/status").unwrap());
+    let eff = u64::from_str_radix(&status["CapEff"], 16).unwrap();
+    eff & rkt_stage1::caps::Capability::CAP_SYS_RESOURCE.bitmask() != 0
 }

@@ -8,7 +8,10 @@ use common::{Running, TestPod, app, sh, show, status_fields};
 
 /// Starts a pod of one long-running app as `user`, waits until it is ready.
 fn running_pod(user: &str) -> (TestPod, Running) {
-    let mut a = sh("web", "sleep 1000");
+    let mut a = sh(
+        "web",
+        "cat /proc/self/cgroup > /tmp/cgroup; exec sleep 1000",
+    );
     a.user = user.into();
     a.supplementary_gids = vec![100];
     a.env = vec![("GREETING".into(), "hello".into())];
@@ -66,8 +69,16 @@ fn enter_gets_exactly_the_apps_namespaces_cgroup_identity_and_confinement() {
         let want = std::fs::read_link(format!("/proc/{app_pid}/ns/{n}")).unwrap();
         assert_eq!(Path::new(ns[i]), want, "{n} namespace");
     }
-    let cgroup = std::fs::read_to_string(format!("/proc/{app_pid}/cgroup")).unwrap();
-    assert_eq!(parts[2], cgroup);
+    // The same cgroups as the app, seen through the app's cgroup namespace, rooted at the
+    // app's cgroup.
+    let app_view = std::fs::read_to_string(pod.dir.join("apps/web/upper/tmp/cgroup")).unwrap();
+    assert_eq!(parts[2], app_view);
+    assert!(app_view.lines().all(|l| l.ends_with(":/")), "{app_view}");
+    let host_view = std::fs::read_to_string(format!("/proc/{app_pid}/cgroup")).unwrap();
+    assert!(
+        host_view.contains(&format!("/rkt-{}/web", pod.req.uuid)),
+        "{host_view}"
+    );
 
     // It sees the app's processes, and PID 1 is the pod's supervisor.
     assert!(parts[3].contains("1 rkt-stage1"), "{}", parts[3]);

@@ -219,3 +219,52 @@ fn log_mode_stdin_is_dev_null() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
 }
+
+#[test]
+fn ctrl_c_on_the_terminal_of_an_interactive_pod_reaches_the_app_alone() {
+    use std::io::{Read, Write};
+    let pty = nix::pty::openpty(None, None).unwrap();
+    // Ctrl-C must reach the app as SIGINT; had it reached stage1, the pod would have been
+    // stopped with SIGTERM instead (exit 143).
+    let mut a = sh(
+        "tty",
+        "trap 'echo got-int; exit 9' INT; echo ready; while true; do sleep 0.1; done",
+    );
+    a.stdio = rkt_stage1::abi::Stdio::Interactive;
+    let mut pod = TestPod::new(vec![a]);
+    pod.req.interactive = true;
+    let running = pod.spawn_on_terminal(&pty.slave);
+    drop(pty.slave);
+    let mut master = std::fs::File::from(pty.master);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let mut master = master.try_clone().unwrap();
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            // EIO once every holder of the terminal is gone.
+            while let Ok(n) = master.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let mut seen = seen.lock().unwrap();
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                if seen.contains("got-int") {
+                    break;
+                }
+            }
+        })
+    };
+    // Ctrl-C once the app's trap is set (it says "ready" after), until it has answered.
+    while !reader.is_finished() {
+        if seen.lock().unwrap().contains("ready") {
+            master.write_all(b"\x03").unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    reader.join().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let out = running.wait();
+    assert_eq!(out.status.code(), Some(9), "{}\n{seen}", show(&out));
+    assert!(seen.contains("ready") && seen.contains("got-int"), "{seen}");
+}

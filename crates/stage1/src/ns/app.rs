@@ -5,7 +5,7 @@
 //! 1. die with the supervisor; wait until it has put us in the app's cgroup and recorded our
 //!    pid (sync 2);
 //! 2. stdio: log pipes and a new session, or the caller's terminal as foreground job;
-//! 3. our own mount namespace; the overlayfs rootfs; `/proc`, `/sys`, `/dev`, volumes,
+//! 3. our own mount and cgroup namespaces; the overlayfs rootfs; `/proc`, `/sys`, `/dev`, volumes,
 //!    `/etc` files, masked paths, read-only root ([`super::mounts`]); `pivot_root`;
 //! 4. the user from the image's own passwd; working directory; `oom_score_adj`; environment;
 //! 5. groups, gid, uid, capabilities, `no_new_privs` ([`super::confine`]); the executable in
@@ -76,9 +76,14 @@ fn setup_and_exec(setup: AppSetup<'_>, sync: &mut ChildSide) -> Result<Infallibl
     // 2.
     let interactive = matches!(setup.stdio, ChildStdio::Interactive);
     stdio(setup.stdio)?;
-    // 3.
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-        .map_err(|e| ChildError::new("rootfs", "create a mount namespace").errno(e))?;
+    // 3. A cgroup namespace too, rooted at the app's cgroup (which the supervisor has put us
+    // in): the app sees its own cgroup as `/`, not the host's hierarchy.
+    nix::sched::unshare(
+        nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_NEWCGROUP,
+    )
+    .map_err(|e| {
+        ChildError::new("rootfs", "create the app's mount and cgroup namespaces").errno(e)
+    })?;
     let rootfs_dir = setup.paths.rootfs(&app.name);
     rootfs::mount_overlay(
         &app.layers,

@@ -37,6 +37,7 @@ pub fn run(pod_dir: &Path) -> Result<i32, Stage1Error> {
     let etc = podfiles::prepare(&paths, &req)?;
     let cgroups = cgroups(&paths, &req)?;
 
+    let foreground = terminal_foreground(&req);
     signals::block()?;
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)
         .map_err(|e| Stage1Error::sys("create the pod's PID namespace", e))?;
@@ -77,8 +78,34 @@ pub fn run(pod_dir: &Path) -> Result<i32, Stage1Error> {
     })?;
     drop(parent);
     let code = signals::forward_and_wait(pid)?;
+    if let Some(pgrp) = foreground {
+        restore_foreground(pgrp);
+    }
     drop(lock);
     Ok(code)
+}
+
+/// For an interactive pod on a terminal, the terminal's foreground process group before the
+/// app makes itself the foreground job.
+fn terminal_foreground(req: &RunRequest) -> Option<rustix::process::Pid> {
+    let stdin = std::io::stdin();
+    if !request::is_interactive(req) || !rustix::termios::isatty(&stdin) {
+        return None;
+    }
+    rustix::termios::tcgetpgrp(&stdin).ok()
+}
+
+/// Gives the terminal back to the process group that had it (the app's group is gone), as a
+/// shell does when a job ends, so a caller that is not a shell gets its terminal back too.
+fn restore_foreground(pgrp: rustix::process::Pid) {
+    // From a background group this would stop us with SIGTTOU.
+    let mut ttou = nix::sys::signal::SigSet::empty();
+    ttou.add(nix::sys::signal::Signal::SIGTTOU);
+    let _ =
+        nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&ttou), None);
+    if let Err(e) = rustix::termios::tcsetpgrp(std::io::stdin(), pgrp) {
+        tracing::debug!("cannot give the terminal back to process group {pgrp:?}: {e}");
+    }
 }
 
 /// The pod lock stage0 passed in `RKT_LOCK_FD`, checked to be an fd of the pod directory and

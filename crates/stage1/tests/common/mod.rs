@@ -198,6 +198,24 @@ impl TestPod {
         self.spawn().wait()
     }
 
+    /// `rkt-stage1 run` with a terminal as stdin, stdout, stderr and controlling terminal
+    /// (through util-linux `setsid --ctty`), as from an interactive shell.
+    pub fn spawn_on_terminal(&self, tty: &OwnedFd) -> Running {
+        self.write_request();
+        let mut cmd = Command::new("setsid");
+        cmd.args(["--ctty", STAGE1, "run", "--pod-dir"])
+            .arg(&self.dir);
+        let stdio = || Stdio::from(tty.try_clone().unwrap());
+        cmd.stdin(stdio()).stdout(stdio()).stderr(stdio());
+        let _guard = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = lock_dir(&self.dir);
+        rustix::io::fcntl_setfd(&lock, rustix::io::FdFlags::empty()).unwrap();
+        cmd.env("RKT_LOCK_FD", lock.as_raw_fd().to_string());
+        let child = cmd.spawn().unwrap();
+        drop(lock);
+        Running::new(child)
+    }
+
     /// An app's `exit` record.
     pub fn exit(&self, app: &str) -> serde_json::Value {
         let text = std::fs::read_to_string(self.dir.join(format!("apps/{app}/exit")))
