@@ -105,7 +105,11 @@ fn the_supervisor_is_pid_1_and_reaps_orphans() {
 
 #[test]
 fn a_user_name_is_looked_up_in_the_image() {
-    let mut a = sh("who", "id -u; id -g; id -G; echo $HOME $USER; pwd");
+    // /dev/stdout is /proc/self/fd/1: it opens only if the app is dumpable again after exec.
+    let mut a = sh(
+        "who",
+        "id -u; id -g; id -G; echo $HOME $USER; pwd; echo via-dev-stdout > /dev/stdout",
+    );
     a.user = "user".into();
     a.supplementary_gids = vec![100];
     a.working_dir = "/home/user".into();
@@ -114,7 +118,7 @@ fn a_user_name_is_looked_up_in_the_image() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "1000\n1000\n1000 100\n/home/user user\n/home/user\n"
+        "1000\n1000\n1000 100\n/home/user user\n/home/user\nvia-dev-stdout\n"
     );
 }
 
@@ -267,4 +271,39 @@ fn ctrl_c_on_the_terminal_of_an_interactive_pod_reaches_the_app_alone() {
     let out = running.wait();
     assert_eq!(out.status.code(), Some(9), "{}\n{seen}", show(&out));
     assert!(seen.contains("ready") && seen.contains("got-int"), "{seen}");
+}
+
+#[test]
+fn layers_stack_top_first_with_whiteouts_and_many_long_paths_fit() {
+    // 80 more layers next to the busybox ones: like a store's layer trees, they share a long
+    // directory and have short names. Their absolute paths overflow the one page of mount
+    // options, so stage1 mounts them relative to that directory.
+    let mut layers = common::layers();
+    let store = layers[0].parent().unwrap().to_owned();
+    for i in 0..80 {
+        let l = store.join(format!("stack-{i:03}"));
+        if !l.exists() {
+            std::fs::create_dir_all(l.join("many")).unwrap();
+            std::fs::write(l.join("many/which"), format!("{i}\n")).unwrap();
+            std::fs::write(l.join(format!("many/{i}")), "").unwrap();
+        }
+        layers.push(l);
+    }
+    let total: usize = layers.iter().map(|l| l.as_os_str().len() + 1).sum();
+    assert!(
+        total > 4096,
+        "the test needs more layer path bytes ({total})"
+    );
+    let mut a = sh(
+        "stack",
+        "cat /etc/rkt-top /many/which; ls /many | wc -l; test -e /etc/removed-by-top || echo whited-out",
+    );
+    a.layers = layers;
+    let pod = TestPod::new(vec![a]);
+    let out = pod.run();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "top layer\n79\n81\nwhited-out\n"
+    );
 }

@@ -33,7 +33,8 @@ fn scratch() -> PathBuf {
 }
 
 /// The two layer trees of the test image (base first): busybox with `/etc/passwd` (root,
-/// `user` 1000, nobody) and `/etc/group`; and a top layer adding `/etc/rkt-top`.
+/// `user` 1000, nobody), `/etc/group` and `/etc/removed-by-top`; and a top layer adding
+/// `/etc/rkt-top` and whiting out `/etc/removed-by-top`.
 pub fn layers() -> Vec<PathBuf> {
     static LAYERS: OnceLock<Vec<PathBuf>> = OnceLock::new();
     LAYERS
@@ -67,8 +68,18 @@ pub fn layers() -> Vec<PathBuf> {
             )
             .unwrap();
             std::os::unix::fs::chown(base.join("home/user"), Some(1000), Some(1000)).unwrap();
+            std::fs::write(base.join("etc/removed-by-top"), "base only\n").unwrap();
             std::fs::create_dir_all(top.join("etc")).unwrap();
             std::fs::write(top.join("etc/rkt-top"), "top layer\n").unwrap();
+            // An overlayfs whiteout, as the store unpacks a `.wh.` entry.
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                top.join("etc/removed-by-top"),
+                rustix::fs::FileType::CharacterDevice,
+                rustix::fs::Mode::empty(),
+                rustix::fs::makedev(0, 0),
+            )
+            .unwrap();
             vec![base, top]
         })
         .clone()
