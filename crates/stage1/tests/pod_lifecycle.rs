@@ -174,3 +174,28 @@ fn gc_kills_what_is_left_in_the_pod_cgroup() {
         assert!(!d.exists(), "{} is left", d.display());
     }
 }
+
+#[test]
+fn run_needs_the_pod_lock() {
+    let pod = TestPod::new(vec![app("web", &["true"])]);
+    // No RKT_LOCK_FD at all.
+    let out = pod.stage1("run", &[]);
+    assert_eq!(out.status.code(), Some(254), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("rkt: stage1: RKT_LOCK_FD"), "{err}");
+    assert!(!pod.dir.join("cgroup").exists(), "nothing was started");
+}
+
+#[test]
+fn run_refuses_a_pod_locked_by_someone_else() {
+    let pod = TestPod::new(vec![app("web", &["true"])]);
+    // Another open of the directory holds the lock; stage1 gets a descriptor of its own.
+    let _other = common::lock_dir(&pod.dir);
+    let out = pod.spawn_unlocked().wait();
+    assert_eq!(out.status.code(), Some(254), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("locked by another process"),
+        "{}",
+        show(&out)
+    );
+}

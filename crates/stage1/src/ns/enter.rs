@@ -211,6 +211,9 @@ fn child_setup(
     let env = exec::environment(&app.name, &app.env, &id, &inherited);
     let argv = exec::c_args(command)?;
     confine::drop_privileges(&id, app.caps)?;
+    // Changing credentials cleared it; the command must not outlive `rkt enter`.
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
+        .map_err(|e| ChildError::new("enter", "set the parent-death signal").errno(e))?;
     let name = command[0].to_string_lossy();
     let path = exec::find_executable(&name, exec::get(&env, "PATH").unwrap_or(exec::DEFAULT_PATH))?;
     app::finish_process_state()?;

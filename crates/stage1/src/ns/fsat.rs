@@ -156,12 +156,6 @@ fn check_kind(fd: OwnedFd, kind: Kind, path: &Path) -> Result<OwnedFd, ChildErro
     }
 }
 
-/// The `/proc/self/fd/N` path of a descriptor, for the few calls that take only a path.
-pub fn proc_fd_path(fd: BorrowedFd<'_>) -> String {
-    use std::os::fd::AsRawFd;
-    format!("/proc/self/fd/{}", fd.as_raw_fd())
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::symlink;

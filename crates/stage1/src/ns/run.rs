@@ -132,6 +132,12 @@ fn lock_fd(pod_dir: &Path) -> Result<OwnedFd, Stage1Error> {
             pod_dir.display()
         ))));
     }
+    // Ours already (a no-op), or taken now; held by anyone else, the pod is not ours to run.
+    rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|e| {
+        bad(io::Error::other(format!(
+            "the pod directory is locked by another process ({e})"
+        )))
+    })?;
     Ok(fd)
 }
 

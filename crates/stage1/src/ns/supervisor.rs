@@ -436,7 +436,13 @@ impl<'p, 'a> Supervisor<'p, 'a> {
                     self.copy(stream, &buf[..n]);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // Not expected from a pipe; stop watching it rather than spin on it.
+                    tracing::debug!("app {}: reading its output: {e}", self.apps[a].name);
+                    self.apps[a].pipes.remove(p);
+                    return;
+                }
             }
         }
     }

@@ -209,6 +209,28 @@ impl TestPod {
         self.spawn().wait()
     }
 
+    /// `rkt-stage1 run` with `RKT_LOCK_FD` naming a descriptor of the pod directory that does
+    /// not hold its lock.
+    pub fn spawn_unlocked(&self) -> Running {
+        self.write_request();
+        let mut cmd = Command::new(STAGE1);
+        cmd.args(["run", "--pod-dir"]).arg(&self.dir);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let _guard = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+        let fd = rustix::fs::open(
+            &self.dir,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        cmd.env("RKT_LOCK_FD", fd.as_raw_fd().to_string());
+        let child = cmd.spawn().unwrap();
+        drop(fd);
+        Running::new(child)
+    }
+
     /// `rkt-stage1 run` with a terminal as stdin, stdout, stderr and controlling terminal
     /// (through util-linux `setsid --ctty`), as from an interactive shell.
     pub fn spawn_on_terminal(&self, tty: &OwnedFd) -> Running {
@@ -294,6 +316,7 @@ impl TestPod {
 
     /// [`stage1`](Self::stage1) with `input` on its stdin.
     pub fn stage1_with_stdin(&self, verb: &str, args: &[&str], input: Option<&[u8]>) -> Output {
+        self.write_request();
         let mut cmd = Command::new(STAGE1);
         cmd.arg(verb).arg("--pod-dir").arg(&self.dir).args(args);
         cmd.stdin(if input.is_some() {
