@@ -298,6 +298,10 @@ fn limits_land_in_the_app_cgroup_and_oom_score_adj_is_clamped() {
         assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "50000");
         assert_eq!(read(cpu.join("cpu.shares")), "512");
     }
+    // Stop the pod only once both have printed ("up" exits on its own).
+    common::wait_until("the apps' output", || {
+        pod.dir.join("apps/up/exit").exists() && !pod.logged("lim", "stdout").is_empty()
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(running.pid()),
         nix::sys::signal::Signal::SIGTERM,

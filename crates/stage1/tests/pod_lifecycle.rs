@@ -18,6 +18,9 @@ fn running_pod(user: &str) -> (TestPod, Running) {
     let pod = TestPod::new(vec![a]);
     let mut running = pod.spawn();
     pod.wait_ready(&mut running);
+    common::wait_until("the app's first command", || {
+        pod.dir.join("apps/web/upper/tmp/cgroup").exists()
+    });
     (pod, running)
 }
 
@@ -119,9 +122,15 @@ fn enter_runs_a_shell_by_default_and_passes_the_exit_status() {
 
 #[test]
 fn stop_force_kills_a_pod_that_ignores_sigterm() {
-    let pod = TestPod::new(vec![sh("stubborn", "trap '' TERM; sleep 1000")]);
+    let pod = TestPod::new(vec![sh(
+        "stubborn",
+        "trap '' TERM; touch /tmp/trapped; sleep 1000",
+    )]);
     let mut running = pod.spawn();
     pod.wait_ready(&mut running);
+    common::wait_until("the app's trap", || {
+        pod.dir.join("apps/stubborn/upper/tmp/trapped").exists()
+    });
     let out = pod.stage1("stop", &["--force"]);
     assert!(out.status.success(), "{}", show(&out));
     let out = running.wait();

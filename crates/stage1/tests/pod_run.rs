@@ -86,21 +86,21 @@ fn apps_share_pid_uts_and_ipc_namespaces_but_not_mounts() {
 #[test]
 fn the_supervisor_is_pid_1_and_reaps_orphans() {
     // The inner shell exits at once, leaving its `sleep` to be re-parented to PID 1; once the
-    // sleep ends, only PID 1 can reap it.
+    // sleep ends, only PID 1 can reap it. Unreaped, it would stay a zombie (in /proc) for good.
     let pod = TestPod::new(vec![sh(
         "reaper",
-        "sh -c 'sleep 0.2 & exit 0'; sleep 1.5; cat /proc/1/comm; cat /proc/[0-9]*/stat",
+        "sh -c 'sleep 1 & echo $! > /tmp/orphan'; p=$(cat /tmp/orphan); \
+         grep -q '^PPid:[[:space:]]*1$' /proc/$p/status && echo adopted-by-1; \
+         i=0; while [ -e /proc/$p ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; \
+         if [ -e /proc/$p ]; then echo left; cat /proc/$p/stat; else echo reaped; fi; \
+         cat /proc/1/comm",
     )]);
     let out = pod.run();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let text = pod.logged("reaper", "stdout");
-    let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("rkt-stage1"));
-    for stat in lines {
-        // pid (comm) state …
-        let state = stat.rsplit_once(") ").unwrap().1.split(' ').next().unwrap();
-        assert_ne!(state, "Z", "a zombie was left: {stat}");
-    }
+    assert_eq!(
+        pod.logged("reaper", "stdout"),
+        "adopted-by-1\nreaped\nrkt-stage1\n"
+    );
 }
 
 #[test]
@@ -181,9 +181,15 @@ fn sigterm_to_stage1_stops_the_pod() {
 #[test]
 fn an_app_ignoring_sigterm_is_killed_after_the_grace_period() {
     // `trap '' TERM` is inherited by the sleep too.
-    let pod = TestPod::new(vec![sh("stubborn", "trap '' TERM; sleep 1000")]);
+    let pod = TestPod::new(vec![sh(
+        "stubborn",
+        "trap '' TERM; touch /tmp/trapped; sleep 1000",
+    )]);
     let mut running = pod.spawn();
     pod.wait_ready(&mut running);
+    common::wait_until("the app's trap", || {
+        pod.dir.join("apps/stubborn/upper/tmp/trapped").exists()
+    });
     let pid = nix::unistd::Pid::from_raw(running.pid());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let out = running.wait();

@@ -441,6 +441,16 @@ impl Running {
     }
 }
 
+/// Waits (up to the safety net) until `cond` holds: for something an app does after it
+/// started, such as setting a trap.
+pub fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < PATIENCE, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// An fd of `dir` holding its exclusive flock, close-on-exec.
 pub fn lock_dir(dir: &Path) -> OwnedFd {
     let fd = rustix::fs::open(
