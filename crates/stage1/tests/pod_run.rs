@@ -313,3 +313,14 @@ fn layers_stack_top_first_with_whiteouts_and_many_long_paths_fit() {
         "top layer\n79\n81\nwhited-out\n"
     );
 }
+
+#[test]
+fn an_app_cannot_stop_the_pod_by_signalling_pid_1() {
+    let pod = TestPod::new(vec![sh(
+        "rogue",
+        "kill -TERM 1; kill -INT 1; kill -HUP 1; sleep 0.5; echo still-here",
+    )]);
+    let out = pod.run();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "still-here\n");
+}

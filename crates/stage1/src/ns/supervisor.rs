@@ -5,8 +5,9 @@
 //! pipes with `poll`:
 //! - `SIGCHLD`: reap every child (as PID 1 it inherits orphans too); an app's exit is written
 //!   to `apps/<app>/exit`, and an app that failed (non-zero) stops the others (rkt's rule);
-//! - `SIGTERM`, `SIGINT`, `SIGHUP`, `SIGQUIT`: stop the pod: SIGTERM to each running app,
-//!   SIGKILL to everything left in the pod after [`STOP_GRACE`];
+//! - `SIGTERM`, `SIGINT`, `SIGHUP`, `SIGQUIT` from outside the pod (stage1, `rkt stop`, a
+//!   terminal): stop the pod: SIGTERM to each running app, SIGKILL to everything left in the
+//!   pod after [`STOP_GRACE`]; the same signals from an app are ignored;
 //! - pipe data: CRI log records ([`super::logs`]) and a copy on stage1's own stdout/stderr.
 //!
 //! When every app has exited, whatever the apps left running is killed, the pipes are
@@ -335,6 +336,12 @@ impl<'p, 'a> Supervisor<'p, 'a> {
             match self.signals.read_signal() {
                 Ok(Some(info)) => match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) | Err(_) => {}
+                    // A sender inside the pod has a pid here; stage1, `rkt stop` and the
+                    // terminal are outside (pid 0). Only they may stop the pod: an app that
+                    // signals PID 1 is ignored, as a PID 1 without a handler would be.
+                    Ok(sig) if info.ssi_pid != 0 => {
+                        tracing::debug!("ignoring {sig} from process {} of the pod", info.ssi_pid);
+                    }
                     Ok(sig) => {
                         tracing::debug!("got {sig}: stopping the pod");
                         self.stop();
