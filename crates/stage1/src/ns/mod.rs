@@ -53,13 +53,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
     };
     if command.debug() {
-        use std::io::IsTerminal;
-        let _ = tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_env_filter("debug")
-            .without_time()
-            .try_init();
+        debug_logging();
     }
     let result = match command {
         cli::Command::Run { pod_dir, .. } => run::run(&pod_dir),
@@ -78,6 +72,18 @@ pub fn main(args: Vec<OsString>) -> i32 {
         error::report(&e);
         EXIT_STAGE1_FAILED
     })
+}
+
+/// Turns on debug logging to stderr (`--debug`, or `debug` in the run request); once is
+/// enough, later calls do nothing.
+pub fn debug_logging() {
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter("debug")
+        .without_time()
+        .try_init();
 }
 
 fn absolute(p: &std::path::Path) -> Result<std::path::PathBuf, Stage1Error> {

@@ -31,6 +31,9 @@ pub fn run(pod_dir: &Path) -> Result<i32, Stage1Error> {
         .map_err(|e| Stage1Error::sys(format!("resolve {}", pod_dir.display()), e))?;
     let lock = lock_fd(&pod_dir)?;
     let req = request::load(&pod_dir)?;
+    if req.debug {
+        super::debug_logging();
+    }
     let paths = PodPaths::new(pod_dir);
     let seccomp = compile_filters(&req)?;
     let oom_score_adj = clamp_oom_score_adj(&req.apps)?;
