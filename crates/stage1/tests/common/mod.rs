@@ -41,6 +41,7 @@ pub fn layers() -> Vec<PathBuf> {
         .get_or_init(|| {
             let dir = scratch().join(format!("layers-{}", std::process::id()));
             remove_stale_layers();
+            remove_stale_pods();
             let _ = std::fs::remove_dir_all(&dir);
             let base = dir.join("base");
             let top = dir.join("top");
@@ -83,6 +84,22 @@ pub fn layers() -> Vec<PathBuf> {
             vec![base, top]
         })
         .clone()
+}
+
+/// Pod directories that earlier, failed test processes kept for a look (their cgroups are
+/// gc'd already).
+fn remove_stale_pods() {
+    let Ok(entries) = std::fs::read_dir(scratch().join("pods")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(Ok(pid)) = name.get(..8).map(|h| u32::from_str_radix(h, 16))
+            && !Path::new("/proc").join(pid.to_string()).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Layer trees of earlier test processes that are gone.
@@ -130,7 +147,8 @@ pub fn sh(name: &str, script: &str) -> AppRequest {
     app(name, &["sh", "-c", script])
 }
 
-/// A pod directory with a request; gc'd (cgroups removed) and deleted when dropped.
+/// A pod directory with a request; gc'd (cgroups removed) and deleted when dropped (kept
+/// after a failure, until a later test process finds it stale).
 pub struct TestPod {
     pub dir: PathBuf,
     pub req: RunRequest,
