@@ -1,10 +1,12 @@
 //! Writing images back out: OCI layout archives (blobs byte-identical, so every digest
-//! stays the same) and uncompressed ACIs from a rendered root filesystem.
+//! stays the same), uncompressed ACIs from a rendered root filesystem, and ([`upper`]) an
+//! overlayfs upper directory as a new OCI layer.
 //!
 //! Both writers stream into any `Write`; on error the output is incomplete, so callers write
 //! into a temporary file and rename it into place only on success.
 
 mod tree;
+pub mod upper;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Read, Write};

@@ -1,8 +1,12 @@
 //! Archiving a directory tree into tar, through directory file descriptors so no symlink is
 //! ever followed, keeping metadata, hard links and extended attributes.
+//!
+//! Two styles: [`Style::Plain`] archives a tree as it is (an ACI's `rootfs/`);
+//! [`Style::OverlayUpper`] archives an overlayfs upper directory as an OCI layer, turning
+//! overlay whiteouts into OCI ones on the way (see [`super::upper`]).
 
 use std::collections::HashMap;
-use std::ffi::{CString, OsStr};
+use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -17,8 +21,28 @@ use super::ExportError;
 /// Deepest directory nesting archived; deeper trees are refused rather than risk the stack.
 const MAX_DEPTH: usize = 512;
 
+/// How entries of the walked tree become tar entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Style {
+    /// Everything as it is, the root included.
+    Plain,
+    /// An overlayfs upper dir as an OCI layer: no root entry; a 0:0 character device becomes
+    /// a `.wh.NAME` file, a directory marked `trusted.overlay.opaque=y` gets a `.wh..wh..opq`
+    /// entry; `trusted.overlay.*` and `security.selinux` xattrs are dropped; overlayfs
+    /// features whose meaning lives outside the upper dir (redirects, metacopy) are refused.
+    OverlayUpper,
+}
+
+/// `trusted.overlay.opaque`: the directory hides the lower layers' content.
+const OPAQUE_XATTR: &[u8] = b"trusted.overlay.opaque";
+/// Prefix of an OCI whiteout file name.
+const WHITEOUT_PREFIX: &str = ".wh.";
+/// The OCI opaque-directory marker.
+const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+
 struct Walk<'a, W: Write> {
     b: &'a mut Builder<W>,
+    style: Style,
     /// `(dev, ino)` of files with several links → archive path of the first one written.
     links: HashMap<(u64, u64), PathBuf>,
 }
@@ -42,11 +66,32 @@ pub(super) fn append_tree<W: Write>(
     let st = rustix::fs::fstat(&fd).map_err(|e| err(e.into()))?;
     let mut walk = Walk {
         b,
+        style: Style::Plain,
         links: HashMap::new(),
     };
     let xattrs = list_xattrs(Target::Fd(&fd)).map_err(err)?;
     walk.entry(&st, prefix, dir, &xattrs, EntryData::Dir)?;
     walk.dir(&fd, dir, prefix, 0)
+}
+
+/// Appends everything below the overlayfs upper dir `dir` (not `dir` itself) to `b` as an OCI
+/// layer ([`Style::OverlayUpper`]). `dir` itself must not be a symlink.
+pub(super) fn append_upper<W: Write>(b: &mut Builder<W>, dir: &Path) -> Result<(), ExportError> {
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ExportError::Tree {
+        path: dir.to_owned(),
+        source: e.into(),
+    })?;
+    let mut walk = Walk {
+        b,
+        style: Style::OverlayUpper,
+        links: HashMap::new(),
+    };
+    walk.dir(&fd, dir, Path::new(""), 0)
 }
 
 enum EntryData<'a> {
@@ -91,7 +136,22 @@ impl<W: Write> Walk<'_, W> {
             let e = |source: io::Error| err(&host_path, source);
             let st = rustix::fs::statat(fd, &name, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|x| e(x.into()))?;
-            match FileType::from_raw_mode(st.st_mode) {
+            let kind = FileType::from_raw_mode(st.st_mode);
+            if self.style == Style::OverlayUpper {
+                if name.to_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()) {
+                    return Err(e(io::Error::other(format!(
+                        "a file named {WHITEOUT_PREFIX}… cannot be stored in an OCI layer, \
+                         where the name means a deleted file; rename or remove it"
+                    ))));
+                }
+                if kind == FileType::CharacterDevice && st.st_rdev == 0 {
+                    let mut wh = OsString::from(WHITEOUT_PREFIX);
+                    wh.push(os_name);
+                    self.whiteout(&st, &arc.join(wh), &host_path)?;
+                    continue;
+                }
+            }
+            match kind {
                 FileType::Directory => {
                     let sub = rustix::fs::openat(
                         fd,
@@ -100,8 +160,14 @@ impl<W: Write> Walk<'_, W> {
                         Mode::empty(),
                     )
                     .map_err(|x| e(x.into()))?;
-                    let xattrs = list_xattrs(Target::Fd(&sub)).map_err(e)?;
+                    let raw = list_xattrs(Target::Fd(&sub)).map_err(e)?;
+                    let opaque = self.style == Style::OverlayUpper
+                        && raw.iter().any(|(n, v)| n == OPAQUE_XATTR && v == b"y");
+                    let xattrs = self.kept_xattrs(raw).map_err(e)?;
                     self.entry(&st, &arc_path, &host_path, &xattrs, EntryData::Dir)?;
+                    if opaque {
+                        self.whiteout(&st, &arc_path.join(OPAQUE_WHITEOUT), &host_path)?;
+                    }
                     self.dir(&sub, &host_path, &arc_path, depth + 1)?;
                 }
                 FileType::RegularFile => self.file(fd, &name, &st, &host_path, &arc_path)?,
@@ -109,7 +175,8 @@ impl<W: Write> Walk<'_, W> {
                     let target =
                         rustix::fs::readlinkat(fd, &name, Vec::new()).map_err(|x| e(x.into()))?;
                     let target = PathBuf::from(OsStr::from_bytes(target.to_bytes()));
-                    let xattrs = list_xattrs(Target::Path(&host_path)).map_err(e)?;
+                    let raw = list_xattrs(Target::Path(&host_path)).map_err(e)?;
+                    let xattrs = self.kept_xattrs(raw).map_err(e)?;
                     self.entry(
                         &st,
                         &arc_path,
@@ -119,7 +186,8 @@ impl<W: Write> Walk<'_, W> {
                     )?;
                 }
                 FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
-                    let xattrs = list_xattrs(Target::Path(&host_path)).map_err(e)?;
+                    let raw = list_xattrs(Target::Path(&host_path)).map_err(e)?;
+                    let xattrs = self.kept_xattrs(raw).map_err(e)?;
                     self.entry(&st, &arc_path, &host_path, &xattrs, EntryData::Special)?;
                 }
                 _ => tracing::warn!(path = %host_path.display(), "skipping socket while exporting"),
@@ -162,7 +230,9 @@ impl<W: Write> Walk<'_, W> {
                 "the file was replaced while it was being archived",
             )));
         }
-        let xattrs = list_xattrs(Target::Fd(&fd)).map_err(e)?;
+        let xattrs = self
+            .kept_xattrs(list_xattrs(Target::Fd(&fd)).map_err(e)?)
+            .map_err(e)?;
         let mut exact = Exact {
             inner: File::from(fd),
             left: now.st_size as u64,
@@ -229,6 +299,51 @@ impl<W: Write> Walk<'_, W> {
                 self.b.append_data(&mut h, arc, io::empty()).map_err(e)
             }
         }
+    }
+
+    /// An empty regular file standing for a deletion (`.wh.NAME`) or an opaque directory
+    /// (`.wh..wh..opq`), with the owner and mtime of what it stands for.
+    fn whiteout(&mut self, st: &Stat, arc: &Path, host: &Path) -> Result<(), ExportError> {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_uid(u64::from(st.st_uid));
+        h.set_gid(u64::from(st.st_gid));
+        h.set_mtime(st.st_mtime.max(0) as u64);
+        h.set_size(0);
+        self.b
+            .append_data(&mut h, arc, io::empty())
+            .map_err(|source| ExportError::Tree {
+                path: host.to_owned(),
+                source,
+            })
+    }
+
+    /// The xattrs of an entry that go into the archive: all of them in [`Style::Plain`]; in
+    /// [`Style::OverlayUpper`], none of overlayfs's bookkeeping (`trusted.overlay.*`) nor
+    /// `security.selinux` (the destination's policy decides it), and an error for overlayfs
+    /// redirects and metacopy files, whose content is elsewhere.
+    fn kept_xattrs(&self, raw: Vec<(Vec<u8>, Vec<u8>)>) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if self.style == Style::Plain {
+            return Ok(raw);
+        }
+        if let Some((n, _)) = raw.iter().find(|(n, _)| {
+            n.as_slice() == b"trusted.overlay.redirect"
+                || n.as_slice() == b"trusted.overlay.metacopy"
+        }) {
+            return Err(io::Error::other(format!(
+                "it carries {}: overlayfs keeps part of it outside the upper directory \
+                 (the redirect_dir or metacopy feature was on when the pod ran), so the \
+                 changes cannot be exported as a layer",
+                String::from_utf8_lossy(n)
+            )));
+        }
+        Ok(raw
+            .into_iter()
+            .filter(|(n, _)| {
+                !n.starts_with(b"trusted.overlay.") && n.as_slice() != b"security.selinux"
+            })
+            .collect())
     }
 
     /// Writes a PAX extended header carrying `SCHILY.xattr.<name>` records for the next entry.
