@@ -67,25 +67,35 @@ impl Default for FetchOptions {
 pub struct Fetcher {
     store: Arc<Store>,
     opts: FetchOptions,
-    registry: registry::RegistryClient,
+    /// Built on first use: loading the system's CA certificates costs tens of milliseconds,
+    /// which `rkt run` of a stored image should not pay.
+    registry: std::sync::OnceLock<registry::RegistryClient>,
 }
 
 impl Fetcher {
     /// A fetcher over `store`.
     pub fn new(store: Arc<Store>, opts: FetchOptions) -> Result<Self, FetchError> {
-        let client_opts = registry::ClientOptions {
-            allow_http: opts.insecure.http,
-            insecure_tls: opts.insecure.tls,
-            cert_dirs: opts.cert_dirs.clone(),
-            user_agent: format!("rkt/{}", env!("CARGO_PKG_VERSION")),
-            credentials: opts.registry_credentials.clone(),
-        };
-        let registry = registry::RegistryClient::new(client_opts)?;
         Ok(Fetcher {
             store,
             opts,
-            registry,
+            registry: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The registry/HTTP client, built the first time the network is needed.
+    pub(crate) fn registry(&self) -> Result<&registry::RegistryClient, FetchError> {
+        if let Some(c) = self.registry.get() {
+            return Ok(c);
+        }
+        let client = registry::RegistryClient::new(registry::ClientOptions {
+            allow_http: self.opts.insecure.http,
+            insecure_tls: self.opts.insecure.tls,
+            cert_dirs: self.opts.cert_dirs.clone(),
+            user_agent: format!("rkt/{}", env!("CARGO_PKG_VERSION")),
+            credentials: self.opts.registry_credentials.clone(),
+        })?;
+        // Two callers racing build two clients; one is kept, both are equivalent.
+        Ok(self.registry.get_or_init(|| client))
     }
 
     /// The store images go into.

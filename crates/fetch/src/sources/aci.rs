@@ -39,7 +39,7 @@ pub(crate) async fn fetch_url(f: &Fetcher, url: &str) -> Result<ImageRecord, Fet
         reason,
     };
     let current = url::Url::parse(url).map_err(|e| http_err(format!("not a valid URL: {e}")))?;
-    f.registry.http().check_scheme(&current)?;
+    f.registry()?.http().check_scheme(&current)?;
     let stored = match f.store.remote(url)? {
         Some(r) => f.store.image(&r.image_id)?.map(|rec| (r, rec)),
         None => None,
@@ -66,7 +66,7 @@ pub(crate) async fn fetch_url(f: &Fetcher, url: &str) -> Result<ImageRecord, Fet
     {
         req.headers.insert(reqwest::header::IF_NONE_MATCH, v);
     }
-    let resp = f.registry.http().send(&req).await?;
+    let resp = f.registry()?.http().send(&req).await?;
     if resp.status() == reqwest::StatusCode::NOT_MODIFIED
         && let Some((_, rec)) = stored
     {

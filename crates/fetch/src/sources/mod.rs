@@ -114,7 +114,7 @@ pub(crate) async fn ingest_all(
                 });
             }
             LayerSource::Registry(r) => {
-                let client = f.registry.clone();
+                let client = f.registry()?.clone();
                 let (tx, reader) = ChannelReader::pair();
                 let desc = job.blob.clone();
                 let bar2 = bar.clone();

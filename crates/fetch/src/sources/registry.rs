@@ -28,14 +28,14 @@ pub(crate) async fn fetch(f: &Fetcher, r: &DockerRef) -> Result<ImageRecord, Fet
         && let Some(remote) = f.store.remote(&key)?
         && let Some(rec) = f.store.image(&remote.image_id)?
     {
-        let current = f.registry.manifest_digest(r, &reference).await?;
+        let current = f.registry()?.manifest_digest(r, &reference).await?;
         if Some(&current) == remote.manifest_digest.as_ref() {
             tracing::debug!("{r} is unchanged ({current})");
             return Ok(rec);
         }
     }
 
-    let top = f.registry.manifest(r, &reference).await?;
+    let top = f.registry()?.manifest(r, &reference).await?;
     let doc = ManifestDoc::parse(&top.bytes, Some(&top.media_type)).map_err(|source| {
         FetchError::Manifest {
             image: r.to_string(),
@@ -46,7 +46,7 @@ pub(crate) async fn fetch(f: &Fetcher, r: &DockerRef) -> Result<ImageRecord, Fet
         ManifestDoc::Image(m) => (top.bytes.clone(), top.digest.clone(), *m, top.media_type),
         ManifestDoc::Index(idx) => {
             let entry = select_manifest(&idx, &f.opts.platform).map_err(LocalError::from)?;
-            let sub = f.registry.manifest(r, &entry.digest.to_string()).await?;
+            let sub = f.registry()?.manifest(r, &entry.digest.to_string()).await?;
             match ManifestDoc::parse(&sub.bytes, Some(&sub.media_type)).map_err(|source| {
                 FetchError::Manifest {
                     image: r.to_string(),
@@ -63,7 +63,7 @@ pub(crate) async fn fetch(f: &Fetcher, r: &DockerRef) -> Result<ImageRecord, Fet
             }
         }
     };
-    let config_bytes = f.registry.blob_bytes(r, &manifest.config).await?;
+    let config_bytes = f.registry()?.blob_bytes(r, &manifest.config).await?;
     let config = ImageConfigDoc::parse(&config_bytes).map_err(|source| FetchError::Manifest {
         image: r.to_string(),
         source,
