@@ -365,9 +365,17 @@ pub fn apply(set: &CapSet, for_uid0: bool) -> Result<(), CapsError> {
     let target: CapsHashSet = set.iter().filter(|c| supported.contains(c)).collect();
 
     let permitted = read(Kind::Permitted, "read the permitted capabilities")?;
-    if let Some(missing) = target.iter().find(|c| !permitted.contains(c)) {
-        return Err(CapsError::NotHeld(missing.to_string()));
-    }
+    // "Every capability" (--insecure-options=capabilities) means every one this process holds:
+    // root may lack some (here CAP_SYS_RESOURCE, see DESIGN.md), and that must not stop the
+    // app. A set that names specific capabilities we lack is an error instead.
+    let target = if target.is_superset(&permitted) {
+        permitted.clone()
+    } else {
+        if let Some(missing) = target.iter().find(|c| !permitted.contains(c)) {
+            return Err(CapsError::NotHeld(missing.to_string()));
+        }
+        target
+    };
     // setuid away from root emptied the effective set; CAP_SETPCAP must be effective to trim
     // the bounding set and to put into inheritable what was not there.
     write(
