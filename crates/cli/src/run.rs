@@ -212,6 +212,7 @@ fn prepare_pod(
         set_env: a.pod.set_env.clone(),
         debug: g.debug,
         annotations: a.pod.annotation.clone(),
+        held_caps: rkt_stage0::build::held_capabilities(),
     };
     let pods = Pods::open(&g.data_dir(&config))?;
     let (pod, req) = prepare(&pods, &store, &spec, inputs)?;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use rkt_stage1::abi::{NetMode, Volume};
+use rkt_stage1::caps::CapSet;
 use rkt_types::InsecureOptions;
 
 use crate::volumes::MountSpec;
@@ -46,6 +47,9 @@ pub struct PodSpec {
     pub debug: bool,
     /// Pod annotations (`--annotation` before any image).
     pub annotations: Vec<(String, String)>,
+    /// The capabilities stage1 will hold (see [`crate::build::held_capabilities`]), the most
+    /// `--insecure-options=capabilities` can grant; `None`: no limit known.
+    pub held_caps: Option<CapSet>,
 }
 
 impl Default for PodSpec {
@@ -69,6 +73,7 @@ impl Default for PodSpec {
             set_env: Vec::new(),
             debug: false,
             annotations: Vec::new(),
+            held_caps: None,
         }
     }
 }

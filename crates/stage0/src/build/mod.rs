@@ -141,12 +141,31 @@ fn build_app(
         a.spec.caps_remove.as_deref(),
     )
     .map_err(|e| app_err(e.to_string()))?;
-    let caps = caps::resolve(
+    let mut caps = caps::resolve(
         &img.isolators,
         cap_override.as_ref(),
         pod.insecure.capabilities,
     )
     .map_err(|e| app_err(e.to_string()))?;
+    if pod.insecure.capabilities
+        && let Some(held) = pod.held_caps
+    {
+        // "Every capability" can only be every one rkt holds: root may lack some (in a
+        // container, or without CAP_SYS_RESOURCE as on this project's CI), and stage1 refuses
+        // to start an app with a capability it cannot give.
+        let missing: Vec<String> = caps
+            .iter()
+            .filter(|c| !held.contains(*c))
+            .map(|c| c.to_string())
+            .collect();
+        if !missing.is_empty() {
+            tracing::warn!(
+                "--insecure-options=capabilities: rkt does not hold {}, so app {name} runs without",
+                missing.join(", ")
+            );
+            caps = caps.iter().filter(|c| held.contains(*c)).collect();
+        }
+    }
     let seccomp_cli = a
         .spec
         .seccomp
@@ -458,6 +477,22 @@ fn resolv_conf(pod: &PodSpec) -> Result<(Option<String>, bool), Stage0Error> {
         s.push_str(&format!("options {}\n", pod.dns_opt.join(" ")));
     }
     Ok((Some(s), false))
+}
+
+/// The capabilities stage1 will hold when this process execs it: this process's bounding set
+/// (what root gets at `execve`). `None` if `/proc/self/status` cannot be read.
+pub fn held_capabilities() -> Option<caps::CapSet> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())?;
+    Some(
+        caps::CapSet::all()
+            .iter()
+            .filter(|c| mask & c.bitmask() != 0)
+            .collect(),
+    )
 }
 
 /// Whether the pod has its own network namespace.

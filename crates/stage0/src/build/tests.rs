@@ -142,3 +142,22 @@ fn default_names() {
     );
     assert_eq!(default_app_name("___", ""), "app");
 }
+
+#[test]
+fn insecure_capabilities_grant_what_rkt_holds() {
+    use rkt_stage1::caps::CapSet;
+    let img = image(&["/bin/true"], &[], &[]);
+    let held = CapSet::parse_list("CHOWN,KILL,NET_ADMIN", "test").unwrap();
+    let mut pod = PodSpec {
+        held_caps: Some(held),
+        ..PodSpec::default()
+    };
+    pod.insecure.capabilities = true;
+    let (req, _) = build("u", &pod, &[app(AppSpec::default(), img.clone())]).unwrap();
+    assert_eq!(req.apps[0].caps, held);
+    // Without the option the held set changes nothing.
+    pod.insecure.capabilities = false;
+    let (req, _) = build("u", &pod, &[app(AppSpec::default(), img)]).unwrap();
+    assert_eq!(req.apps[0].caps, CapSet::rkt_default());
+    assert!(super::held_capabilities().is_some());
+}
