@@ -19,6 +19,8 @@ FIXTURES=$ROOT/target/release/rkt-fixtures
 WORK=$(mktemp -d /var/tmp/rkt-bench.XXXXXX)
 SERVE_PID=
 cleanup() {
+  # Pods still running from an interrupted benchmark go first, with their processes.
+  for pid in $(pgrep -f "rkt-stage1 run --pod-dir $WORK/" || true); do kill -KILL "$pid" 2>/dev/null || true; done
   [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null || true
   # podman leaves overlay mounts in its private root.
   grep -o "$WORK[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r umount -l 2>/dev/null || true
