@@ -283,3 +283,70 @@ fn the_pod_name_and_the_saved_uuid_name_the_pod() {
     env.assert_gone(uuid);
     env.ok(&["run", "--name=nightly-job", &busybox(), "--exec=/bin/true"]);
 }
+
+#[test]
+fn interactive_connects_the_app_to_the_callers_terminal() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+
+    let env = PodEnv::new();
+    let master = rustix::pty::openpt(
+        rustix::pty::OpenptFlags::RDWR
+            | rustix::pty::OpenptFlags::NOCTTY
+            | rustix::pty::OpenptFlags::CLOEXEC,
+    )
+    .unwrap();
+    rustix::pty::grantpt(&master).unwrap();
+    rustix::pty::unlockpt(&master).unwrap();
+    let slave_path = rustix::pty::ptsname(&master, Vec::new()).unwrap();
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(slave_path.to_str().unwrap())
+        .unwrap();
+    let script = "[ -t 0 ] && [ -t 1 ] && echo on-a-tty; read line; echo got:$line; exit 5";
+    let inner = env.rkt.command(&[
+        "--insecure-options=image",
+        "run",
+        "--interactive",
+        &busybox(),
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        script,
+    ]);
+    // util-linux setsid: a new session whose controlling terminal is the pty, as a login
+    // shell has.
+    let mut cmd = Command::new("setsid");
+    cmd.arg("--ctty")
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let stdio = || Stdio::from(slave.try_clone().unwrap());
+    cmd.stdin(stdio()).stdout(stdio()).stderr(stdio());
+    let mut child = rkt_tests::spawn::spawn(cmd).unwrap();
+    drop(slave);
+    let mut master = std::fs::File::from(master);
+    master.write_all(b"typed-in\n").unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // EIO once every holder of the terminal is gone.
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let status = child.wait().unwrap();
+    let seen = String::from_utf8_lossy(&seen).replace('\r', "");
+    assert_eq!(status.code(), Some(5), "{seen}");
+    // The terminal echoed what was typed, and the app read it from the terminal.
+    assert!(seen.contains("typed-in\n"), "{seen}");
+    assert!(seen.contains("on-a-tty\n"), "{seen}");
+    assert!(seen.contains("got:typed-in\n"), "{seen}");
+}
