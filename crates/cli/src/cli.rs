@@ -46,6 +46,8 @@ pub enum Command {
     CatManifest(crate::pod::cat_manifest::CatManifestArgs),
     /// Print a pod's app logs (stdout and stderr), also after it exited.
     Logs(crate::pod::logs::LogsArgs),
+    /// Write an exited app's filesystem, with its changes, as a new image.
+    Export(crate::pod::export::ExportArgs),
     /// Fetch images into the store and print their ids.
     Fetch(crate::fetch::FetchArgs),
     /// Operate on images in the store.
@@ -72,6 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc(a) => crate::pod::gc::run(&g, a),
         Command::CatManifest(a) => crate::pod::cat_manifest::run(&g, a),
         Command::Logs(a) => crate::pod::logs::run(&g, a),
+        Command::Export(a) => crate::pod::export::run(&g, a),
         Command::Fetch(a) => crate::fetch::run(&g, a),
         Command::Image(c) => crate::image::run(&g, c),
         Command::Config(a) => crate::config::run(&g, a),

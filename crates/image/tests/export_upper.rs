@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rkt_image::export::upper::{write_upper_layer, write_upper_layer_gzip};
 use rkt_image::unpack::{UnpackOptions, unpack_layer};
@@ -120,7 +120,7 @@ fn entries(tar_bytes: &[u8]) -> BTreeMap<String, Entry> {
 fn upper_dir_becomes_an_oci_layer() {
     let tmp = tempfile::tempdir().unwrap();
     let up = upper_dir(tmp.path());
-    let layer = write_upper_layer(Vec::new(), &up).unwrap();
+    let layer = write_upper_layer(Vec::new(), &up, &[]).unwrap();
     let es = entries(&layer);
     let names: Vec<&str> = es.keys().map(String::as_str).collect();
     assert_eq!(
@@ -169,7 +169,7 @@ fn upper_dir_becomes_an_oci_layer() {
 fn the_layer_unpacks_back_into_the_same_overlay_tree() {
     let tmp = tempfile::tempdir().unwrap();
     let up = upper_dir(tmp.path());
-    let layer = write_upper_layer(Vec::new(), &up).unwrap();
+    let layer = write_upper_layer(Vec::new(), &up, &[]).unwrap();
     let tree = tmp.path().join("tree");
     fs::create_dir(&tree).unwrap();
     let report = unpack_layer(&layer[..], &tree, &UnpackOptions::default()).unwrap();
@@ -204,7 +204,7 @@ fn the_layer_unpacks_back_into_the_same_overlay_tree() {
 fn gzip_layer_digests_match_its_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let up = upper_dir(tmp.path());
-    let (blob, d) = write_upper_layer_gzip(Vec::new(), &up).unwrap();
+    let (blob, d) = write_upper_layer_gzip(Vec::new(), &up, &[]).unwrap();
     assert_eq!(d.digest, Digest::sha256_of(&blob));
     assert_eq!(d.size, blob.len() as u64);
     let mut plain = Vec::new();
@@ -212,7 +212,7 @@ fn gzip_layer_digests_match_its_bytes() {
         .read_to_end(&mut plain)
         .unwrap();
     assert_eq!(d.diff_id, Digest::sha256_of(&plain));
-    assert_eq!(plain, write_upper_layer(Vec::new(), &up).unwrap());
+    assert_eq!(plain, write_upper_layer(Vec::new(), &up, &[]).unwrap());
 }
 
 #[test]
@@ -222,13 +222,15 @@ fn refuses_what_a_layer_cannot_say_or_what_lies_outside() {
     let up = tmp.path().join("wh");
     fs::create_dir_all(&up).unwrap();
     fs::write(up.join(".wh.trick"), b"").unwrap();
-    let e = write_upper_layer(Vec::new(), &up).unwrap_err().to_string();
+    let e = write_upper_layer(Vec::new(), &up, &[])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains(".wh.trick"), "{e}");
     // A redirect: the directory's content lives in a lower layer under another name.
     let up = tmp.path().join("redirect");
     fs::create_dir_all(up.join("moved")).unwrap();
     setx(&up.join("moved"), "trusted.overlay.redirect", b"/orig");
-    let e = write_upper_layer(Vec::new(), &up).unwrap_err();
+    let e = write_upper_layer(Vec::new(), &up, &[]).unwrap_err();
     let chain = format!("{e}: {}", std::error::Error::source(&e).unwrap());
     assert!(chain.contains("trusted.overlay.redirect"), "{chain}");
     // The upper dir itself must not be a symlink to somewhere else.
@@ -236,13 +238,27 @@ fn refuses_what_a_layer_cannot_say_or_what_lies_outside() {
     fs::create_dir_all(&real).unwrap();
     fs::write(real.join("secret"), b"s").unwrap();
     symlink(&real, tmp.path().join("link-upper")).unwrap();
-    assert!(write_upper_layer(Vec::new(), &tmp.path().join("link-upper")).is_err());
+    assert!(write_upper_layer(Vec::new(), &tmp.path().join("link-upper"), &[]).is_err());
+}
+
+#[test]
+fn skipped_paths_are_left_out_with_their_subtrees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = upper_dir(tmp.path());
+    let skip = [PathBuf::from("etc/b"), PathBuf::from("var")];
+    let es = entries(&write_upper_layer(Vec::new(), &up, &skip).unwrap());
+    assert!(es.contains_key("etc/rel-link") && es.contains_key("a"));
+    assert!(
+        !es.keys().any(|k| k == "etc/b" || k.starts_with("var")),
+        "{:?}",
+        es.keys()
+    );
 }
 
 #[test]
 fn an_empty_upper_dir_is_an_empty_layer() {
     let tmp = tempfile::tempdir().unwrap();
-    let layer = write_upper_layer(Vec::new(), tmp.path()).unwrap();
+    let layer = write_upper_layer(Vec::new(), tmp.path(), &[]).unwrap();
     assert!(entries(&layer).is_empty());
     assert_eq!(layer.len(), 1024, "just the end-of-archive blocks");
 }

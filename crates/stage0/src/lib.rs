@@ -9,6 +9,7 @@
 pub mod build;
 pub mod env;
 pub mod exec;
+pub mod export;
 pub mod ops;
 pub mod prepare;
 pub mod quantity;

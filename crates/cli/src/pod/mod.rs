@@ -1,7 +1,8 @@
-//! The verbs on pods: list, status, enter, stop, rm, gc, cat-manifest, logs.
+//! The verbs on pods: list, status, enter, stop, rm, gc, cat-manifest, logs, export.
 
 pub mod cat_manifest;
 pub mod enter;
+pub mod export;
 pub mod gc;
 pub mod list;
 pub mod logs;

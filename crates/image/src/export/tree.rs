@@ -43,6 +43,8 @@ const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 struct Walk<'a, W: Write> {
     b: &'a mut Builder<W>,
     style: Style,
+    /// Archive paths left out, with everything below them.
+    skip: &'a [PathBuf],
     /// `(dev, ino)` of files with several links → archive path of the first one written.
     links: HashMap<(u64, u64), PathBuf>,
 }
@@ -67,6 +69,7 @@ pub(super) fn append_tree<W: Write>(
     let mut walk = Walk {
         b,
         style: Style::Plain,
+        skip: &[],
         links: HashMap::new(),
     };
     let xattrs = list_xattrs(Target::Fd(&fd)).map_err(err)?;
@@ -75,8 +78,13 @@ pub(super) fn append_tree<W: Write>(
 }
 
 /// Appends everything below the overlayfs upper dir `dir` (not `dir` itself) to `b` as an OCI
-/// layer ([`Style::OverlayUpper`]). `dir` itself must not be a symlink.
-pub(super) fn append_upper<W: Write>(b: &mut Builder<W>, dir: &Path) -> Result<(), ExportError> {
+/// layer ([`Style::OverlayUpper`]), except the paths (relative to `dir`) in `skip`. `dir`
+/// itself must not be a symlink.
+pub(super) fn append_upper<W: Write>(
+    b: &mut Builder<W>,
+    dir: &Path,
+    skip: &[PathBuf],
+) -> Result<(), ExportError> {
     let fd = rustix::fs::open(
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -89,6 +97,7 @@ pub(super) fn append_upper<W: Write>(b: &mut Builder<W>, dir: &Path) -> Result<(
     let mut walk = Walk {
         b,
         style: Style::OverlayUpper,
+        skip,
         links: HashMap::new(),
     };
     walk.dir(&fd, dir, Path::new(""), 0)
@@ -134,6 +143,9 @@ impl<W: Write> Walk<'_, W> {
             let host_path = host.join(os_name);
             let arc_path = arc.join(os_name);
             let e = |source: io::Error| err(&host_path, source);
+            if self.skip.contains(&arc_path) {
+                continue;
+            }
             let st = rustix::fs::statat(fd, &name, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|x| e(x.into()))?;
             let kind = FileType::from_raw_mode(st.st_mode);

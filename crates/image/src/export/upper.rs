@@ -11,18 +11,13 @@
 //! The upper dir's root entry is not archived: the image's root keeps its metadata.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rkt_types::Digest;
 use rkt_types::digest::Algorithm;
 
 use super::{ExportError, tree};
 use crate::hashio::HashingWriter;
-
-/// Media type of a gzip OCI layer.
-pub const MEDIA_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-/// Media type of a gzip Docker schema2 layer.
-pub const MEDIA_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
 /// The digests of a layer written by [`write_upper_layer_gzip`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,22 +35,31 @@ pub struct LayerDigests {
 /// The walk goes through directory file descriptors, opening every entry with `O_NOFOLLOW`
 /// relative to its parent, so nothing outside `upper` is ever read (`upper` itself must be a
 /// real directory). A file named `.wh.*` (which an OCI layer would read as a deletion) and an
-/// upper dir that relies on overlayfs redirects or metacopy are refused.
-pub fn write_upper_layer<W: Write>(out: W, upper: &Path) -> Result<W, ExportError> {
+/// upper dir that relies on overlayfs redirects or metacopy are refused. The paths in `skip`
+/// (relative to `upper`, such as mount targets the runtime made) are left out with everything
+/// below them.
+pub fn write_upper_layer<W: Write>(
+    out: W,
+    upper: &Path,
+    skip: &[PathBuf],
+) -> Result<W, ExportError> {
     let mut b = tar::Builder::new(out);
-    tree::append_upper(&mut b, upper)?;
+    tree::append_upper(&mut b, upper, skip)?;
     b.into_inner().map_err(ExportError::Write)
 }
 
-/// [`write_upper_layer`], gzip-compressed, hashing both forms on the way.
+/// [`write_upper_layer`], gzip-compressed (media type
+/// [`rkt_types::oci::MEDIA_OCI_LAYER_GZIP`] or [`rkt_types::oci::MEDIA_DOCKER_LAYER`]),
+/// hashing both forms on the way.
 pub fn write_upper_layer_gzip<W: Write>(
     out: W,
     upper: &Path,
+    skip: &[PathBuf],
 ) -> Result<(W, LayerDigests), ExportError> {
     let outer = HashingWriter::new(out, Algorithm::Sha256);
     let gz = flate2::write::GzEncoder::new(outer, flate2::Compression::default());
     let inner = HashingWriter::new(gz, Algorithm::Sha256);
-    let inner = write_upper_layer(inner, upper)?;
+    let inner = write_upper_layer(inner, upper, skip)?;
     let (diff_id, _, gz) = inner.into_parts();
     let outer = gz.finish().map_err(ExportError::Write)?;
     let (digest, size, mut out) = outer.into_parts();
