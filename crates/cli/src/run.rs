@@ -157,6 +157,10 @@ fn prepare_pod(
     a: &RunArgs,
 ) -> anyhow::Result<(rkt_pod::PreparingPod, RunRequest, PathBuf)> {
     let apps = parse_apps(&a.images)?;
+    // Before anything is made: a pod without a stage1 to run it would be left behind.
+    let stage1 = stage1_binary(&Stage1Location {
+        path: a.pod.stage1_path.clone(),
+    })?;
     let config = g.config()?;
     let store = g.store(&config)?;
     let fetcher = a
@@ -216,13 +220,17 @@ fn prepare_pod(
     };
     let pods = Pods::open(&g.data_dir(&config))?;
     let (pod, req) = prepare(&pods, &store, &spec, inputs)?;
-    if let Some(f) = &a.pod.uuid_file_save {
-        std::fs::write(f, format!("{}\n", pod.uuid()))
-            .with_context(|| format!("cannot write the UUID to {}", f.display()))?;
+    if let Some(f) = &a.pod.uuid_file_save
+        && let Err(e) = std::fs::write(f, format!("{}\n", pod.uuid()))
+    {
+        let uuid = pod.uuid();
+        if let Err(d) = pod.discard() {
+            tracing::warn!("cannot remove the pod {uuid} just prepared: {d}");
+        }
+        return Err(
+            anyhow::Error::new(e).context(format!("cannot write the UUID to {}", f.display()))
+        );
     }
-    let stage1 = stage1_binary(&Stage1Location {
-        path: a.pod.stage1_path.clone(),
-    })?;
     Ok((pod, req, stage1))
 }
 
@@ -230,9 +238,19 @@ fn prepare_pod(
 pub fn run(g: &GlobalArgs, a: RunArgs) -> anyhow::Result<ExitCode> {
     let (pod, _req, stage1) = prepare_pod(g, &a)?;
     let running = pod.into_running()?;
-    let dir = running.dir().to_owned();
+    let (uuid, dir) = (running.uuid(), running.dir().to_owned());
     let lock = running.lock_fd()?;
-    Err(exec_stage1(&stage1, "run", &dir, g.debug, &[], Some(lock)).into())
+    let err = exec_stage1(&stage1, "run", &dir, g.debug, &[], Some(lock));
+    // The pod never ran, and its lock went with the failed exec: take it away again rather
+    // than leave an "exited" pod that never started.
+    let config = g.config()?;
+    let pods = Pods::open(&g.data_dir(&config))?;
+    if let Some(h) = pods.find(uuid)?
+        && let Err(e) = rkt_stage0::ops::remove(&stage1, &pods, &h, g.debug)
+    {
+        tracing::warn!("cannot remove the pod {uuid} that failed to start: {e}");
+    }
+    Err(err.into())
 }
 
 /// `rkt prepare`: prepare and print the UUID.
@@ -248,29 +266,47 @@ pub fn run_prepared(g: &GlobalArgs, a: RunPreparedArgs) -> anyhow::Result<ExitCo
     let config = g.config()?;
     let pods = Pods::open(&g.data_dir(&config))?;
     let handle = pods.get(&a.pod)?;
-    let running = pods.run_prepared(handle.uuid())?;
-    let dir = running.dir().to_owned();
-    if a.interactive || a.net.is_some() || a.hostname.is_some() {
-        let path = dir.join(REQUEST_FILE);
-        let mut req = RunRequest::parse(&std::fs::read(&path)?)?;
-        if a.interactive {
-            if req.apps.len() != 1 {
-                anyhow::bail!("--interactive needs a pod with exactly one app");
-            }
-            req.interactive = true;
-            req.apps[0].stdio = rkt_stage1::abi::Stdio::Interactive;
-        }
-        if let Some(n) = a.net {
-            req.net = net_mode(n);
-        }
-        if let Some(h) = &a.hostname {
-            req.hostname = h.clone();
-        }
-        running.write_file(REQUEST_FILE, &serde_json::to_vec_pretty(&req)?)?;
-    }
+    // Everything that can refuse is checked while the pod is still prepared: once it moves to
+    // run/ it can never be prepared again.
     let stage1 = stage1_binary(&Stage1Location {
         path: a.stage1_path.clone(),
     })?;
+    let changed = if a.interactive || a.net.is_some() || a.hostname.is_some() {
+        if handle.state() != rkt_pod::PodState::Prepared {
+            // run_prepared below says what state it is in.
+            None
+        } else {
+            let path = handle.dir().join(REQUEST_FILE);
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let mut req = RunRequest::parse(&bytes)?;
+            if a.interactive {
+                if req.apps.len() != 1 {
+                    anyhow::bail!(
+                        "--interactive needs a pod with exactly one app, but pod {} has {}",
+                        handle.uuid(),
+                        req.apps.len()
+                    );
+                }
+                req.interactive = true;
+                req.apps[0].stdio = rkt_stage1::abi::Stdio::Interactive;
+            }
+            if let Some(n) = a.net {
+                req.net = net_mode(n);
+            }
+            if let Some(h) = &a.hostname {
+                req.hostname = h.clone();
+            }
+            Some(serde_json::to_vec_pretty(&req)?)
+        }
+    } else {
+        None
+    };
+    let running = pods.run_prepared(handle.uuid())?;
+    let dir = running.dir().to_owned();
+    if let Some(req) = changed {
+        running.write_file(REQUEST_FILE, &req)?;
+    }
     let lock = running.lock_fd()?;
     Err(exec_stage1(&stage1, "run", &dir, g.debug, &[], Some(lock)).into())
 }
