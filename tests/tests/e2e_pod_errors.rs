@@ -60,6 +60,32 @@ fn refused_before_a_pod_exists() {
         "no_such_syscall",
     );
     refused(&env, &["--hosts-entry=oops", &img], "oops");
+    // The UUID file cannot be written: the pod made for it is taken away again.
+    let nowhere = format!(
+        "--uuid-file-save={}/no-such-dir/uuid",
+        env.rkt.home().display()
+    );
+    refused(&env, &[&nowhere, &img, "--exec=/bin/true"], "no-such-dir");
+    // A stage1 that is missing, or that cannot be executed.
+    refused(
+        &env,
+        &["--stage1-path=/no/such/stage1", &img],
+        "/no/such/stage1",
+    );
+    let not_a_program = env.rkt.home().join("not-a-program");
+    std::fs::write(&not_a_program, "just text\n").unwrap();
+    let before = env.pod_dirs();
+    let out = env.fail(&[
+        "run",
+        &format!("--stage1-path={}", not_a_program.display()),
+        &img,
+    ]);
+    assert!(out.stderr.contains("not-a-program"), "{out}");
+    assert_eq!(
+        env.pod_dirs(),
+        before,
+        "a pod that never started was left: {out}"
+    );
     // No image at all, and an app flag before any image.
     refused(&env, &[], "image");
     refused(&env, &["--exec=/bin/true", &img], "--exec");
@@ -142,4 +168,64 @@ fn verbs_on_pods_in_the_wrong_state_or_missing() {
     // Nothing changed.
     assert_eq!(env.status(&exited)["state"], "exited");
     assert_eq!(env.status(&prepared)["state"], "prepared");
+}
+
+#[test]
+fn run_prepared_refusals_leave_the_pod_prepared() {
+    let env = PodEnv::new();
+    let img = busybox();
+    let uuid = env
+        .ok(&[
+            "prepare",
+            &img,
+            "--name=a",
+            "--exec=/bin/true",
+            &img,
+            "--name=b",
+            "--exec=/bin/true",
+        ])
+        .stdout
+        .trim()
+        .to_owned();
+    let out = env.fail(&["run-prepared", "--interactive", &uuid]);
+    assert!(out.stderr.contains("interactive"), "{out}");
+    assert_eq!(env.status(&uuid)["state"], "prepared");
+    let out = env.fail(&["run-prepared", "--stage1-path=/no/such/stage1", &uuid]);
+    assert!(out.stderr.contains("/no/such/stage1"), "{out}");
+    assert_eq!(env.status(&uuid)["state"], "prepared");
+    env.ok(&["run-prepared", &uuid]);
+    let st = env.status(&uuid);
+    assert_eq!((st["app-a"].as_str(), st["app-b"].as_str()), ("0", "0"));
+}
+
+#[test]
+fn a_reader_that_goes_away_early_is_no_crash() {
+    let env = PodEnv::new();
+    for _ in 0..3 {
+        env.ok(&["prepare", "--quiet", &busybox(), "--exec=/bin/true"]);
+    }
+    let uuid = env.list_json()[0]["uuid"].as_str().unwrap().to_owned();
+    // `rkt list | head -0`: the pipe's reader is gone before rkt writes a byte.
+    for args in [
+        vec!["list"],
+        vec!["list", "--format=json"],
+        vec!["status", &uuid],
+        vec!["cat-manifest", "--pretty-print", &uuid],
+        vec!["image", "list"],
+    ] {
+        let (reader, writer) = rustix::pipe::pipe().unwrap();
+        drop(reader);
+        let mut full = vec!["--insecure-options=image"];
+        full.extend(&args);
+        let mut c = env.rkt.command(&full);
+        c.stdout(std::process::Stdio::from(writer))
+            .stderr(std::process::Stdio::piped());
+        let out = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked") && stderr.trim().is_empty(),
+            "rkt {args:?} with a closed stdout: {stderr}"
+        );
+        assert!(!out.status.success(), "rkt {args:?} claims to have printed");
+    }
 }
