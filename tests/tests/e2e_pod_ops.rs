@@ -185,6 +185,17 @@ fn image_gc_keeps_the_layer_trees_of_pods_until_they_are_removed() {
     let env = PodEnv::new();
     let (out, uuid) = env.run_pod(&[], &[&busybox(), "--exec=/bin/true"]);
     assert!(out.success(), "{out}");
+    let prepared = env
+        .ok(&[
+            "prepare",
+            &busybox(),
+            "--exec=/bin/cat",
+            "--",
+            "/etc/rkt-fixture-top",
+        ])
+        .stdout
+        .trim()
+        .to_owned();
     let layers = env.rkt.store().join("layers");
     let trees: Vec<std::path::PathBuf> = fx()
         .busybox
@@ -205,10 +216,56 @@ fn image_gc_keeps_the_layer_trees_of_pods_until_they_are_removed() {
             t.display()
         );
     }
-    // The pod still reads its rootfs from those trees.
+    // The prepared pod still runs from those trees.
+    let out = env.ok(&["run-prepared", &prepared]);
+    assert!(!out.stdout.is_empty(), "{out}");
     env.ok(&["rm", &uuid]);
+    env.ok(&["image", "gc", "--grace-period=0s"]);
+    for t in &trees {
+        assert!(
+            t.is_dir(),
+            "image gc removed {} while a pod uses it",
+            t.display()
+        );
+    }
+    env.ok(&["rm", &prepared]);
     env.ok(&["image", "gc", "--grace-period=0s"]);
     for t in &trees {
         assert!(!t.exists(), "{} outlived its last pod", t.display());
     }
+}
+
+#[test]
+fn enter_chooses_the_app_of_a_pod_with_several() {
+    let env = PodEnv::new();
+    let img = busybox();
+    let (mut pod, uuid) = env.spawn_pod(
+        &[],
+        &[
+            &img,
+            "--name=a",
+            "--exec=/bin/sleep",
+            "--",
+            "100000",
+            "---",
+            &img,
+            "--name=b",
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "echo mark > /only-in-b; exec sleep 100000",
+        ],
+    );
+    let out = env.fail(&["enter", &uuid, "/bin/true"]);
+    assert!(out.stderr.contains("--app"), "{out}");
+    let b = eventually(60, "b's file", || {
+        let out = env.run(&["enter", "--app=b", &uuid, "/bin/cat", "/only-in-b"]);
+        out.success().then_some(out)
+    });
+    assert_eq!(b.stdout, "mark\n");
+    // a has its own root filesystem.
+    let a = env.run(&["enter", "--app=a", &uuid, "/bin/cat", "/only-in-b"]);
+    assert!(!a.success(), "{a}");
+    env.ok(&["stop", &uuid]);
+    pod.wait();
 }

@@ -97,3 +97,63 @@ fn list_answers_with_a_thousand_pods_and_gc_expires_them() {
     assert!(env.list_json().is_empty());
     assert!(env.pod_dirs().is_empty(), "{} left", env.pod_dirs().len());
 }
+
+#[test]
+fn gc_and_list_running_alongside_runs_and_prepares_break_nothing() {
+    let env = PodEnv::new();
+    let img = busybox();
+    env.ok(&["fetch", &img]);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (runs, prepared) = std::thread::scope(|s| {
+        let chaos = s.spawn(|| {
+            let mut rounds = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let gc = env.run(&["gc", "--grace-period=0s"]);
+                assert!(gc.success(), "{gc}");
+                let list = env.run(&["list", "--format=json"]);
+                assert!(list.success(), "{list}");
+                let _: Vec<serde_json::Value> = serde_json::from_str(&list.stdout).unwrap();
+                rounds += 1;
+            }
+            rounds
+        });
+        let mut runs: Vec<Background> = (0..12)
+            .map(|i| {
+                env.spawn(&[
+                    "run",
+                    &img,
+                    "--exec=/bin/sh",
+                    "--",
+                    "-c",
+                    &format!("sleep 0.2; echo run-{i}"),
+                ])
+            })
+            .collect();
+        let prepared: Vec<String> = (0..6)
+            .map(|_| {
+                env.ok(&["prepare", "--quiet", &img, "--exec=/bin/true"])
+                    .stdout
+                    .trim()
+                    .to_owned()
+            })
+            .collect();
+        let outs: Vec<_> = runs.iter_mut().map(Background::wait).collect();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(chaos.join().unwrap() > 0);
+        (outs, prepared)
+    });
+    for (i, out) in runs.iter().enumerate() {
+        assert!(out.success(), "{out}");
+        assert_eq!(out.stdout, format!("run-{i}\n"), "{out}");
+    }
+    // gc left the prepared pods alone, and they still run.
+    for p in &prepared {
+        assert_eq!(env.status(p)["state"], "prepared");
+    }
+    env.ok(&["run-prepared", &prepared[0]]);
+    env.ok(&["gc", "--grace-period=0s", "--expire-prepared=0s"]);
+    assert!(env.pod_dirs().is_empty(), "{:?}", env.pod_dirs());
+    for p in &prepared {
+        env.assert_gone(p);
+    }
+}
