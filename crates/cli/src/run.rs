@@ -13,6 +13,7 @@ use rkt_stage0::exec::{exec_stage1, stage1_binary};
 use rkt_stage0::prepare::{AppInput, prepare};
 use rkt_stage0::spec::{PodSpec, Stage1Location};
 use rkt_stage1::abi::{NetMode, REQUEST_FILE, RunRequest};
+use rkt_types::pod_manifest::PodManifest;
 use rkt_types::{ImageSource, PullPolicy};
 
 use crate::fetch::{FetchFlags, runtime};
@@ -96,6 +97,10 @@ pub struct PodFlags {
     /// The stage1 binary to use [default: rkt-stage1 next to rkt, else /usr/lib/rkt/stage1]
     #[arg(long)]
     pub stage1_path: Option<PathBuf>,
+    /// Run this appc PodManifest (JSON) instead of images and app flags; its images must be in
+    /// the store. Only --net, --interactive, --hostname, --name and --uuid-file-save apply
+    #[arg(long, value_name = "FILE")]
+    pub pod_manifest: Option<PathBuf>,
 }
 
 /// `rkt run` / `rkt prepare` arguments.
@@ -156,7 +161,11 @@ fn prepare_pod(
     g: &GlobalArgs,
     a: &RunArgs,
 ) -> anyhow::Result<(rkt_pod::PreparingPod, RunRequest, PathBuf)> {
-    let apps = parse_apps(&a.images)?;
+    let manifest = read_pod_manifest(a)?;
+    let apps = match manifest {
+        Some(_) => Vec::new(),
+        None => parse_apps(&a.images)?,
+    };
     // Before anything is made: a pod without a stage1 to run it would be left behind.
     let stage1 = stage1_binary(&Stage1Location {
         path: a.pod.stage1_path.clone(),
@@ -219,7 +228,10 @@ fn prepare_pod(
         held_caps: rkt_stage0::build::held_capabilities(),
     };
     let pods = Pods::open(&g.data_dir(&config))?;
-    let (pod, req) = prepare(&pods, &store, &spec, inputs)?;
+    let (pod, req) = match &manifest {
+        Some(m) => rkt_stage0::pod_manifest::prepare_from_manifest(&pods, &store, &spec, m)?,
+        None => prepare(&pods, &store, &spec, inputs)?,
+    };
     if let Some(f) = &a.pod.uuid_file_save
         && let Err(e) = std::fs::write(f, format!("{}\n", pod.uuid()))
     {
@@ -232,6 +244,51 @@ fn prepare_pod(
         );
     }
     Ok((pod, req, stage1))
+}
+
+/// Reads `--pod-manifest`, refusing images and the flags a pod manifest replaces.
+fn read_pod_manifest(a: &RunArgs) -> anyhow::Result<Option<PodManifest>> {
+    let Some(file) = &a.pod.pod_manifest else {
+        return Ok(None);
+    };
+    if !a.images.is_empty() {
+        anyhow::bail!(
+            "--pod-manifest runs the apps the manifest lists; give no images after it ({:?})",
+            a.images[0]
+        );
+    }
+    let p = &a.pod;
+    let set = [
+        ("--ipc", p.ipc != Ipc::Auto),
+        (
+            "--dns*",
+            !p.dns.is_empty() || !p.dns_search.is_empty() || !p.dns_opt.is_empty(),
+        ),
+        ("--dns-domain", p.dns_domain.is_some()),
+        ("--hosts-entry", !p.hosts_entry.is_empty()),
+        ("--volume", !p.volume.is_empty()),
+        ("--mount", !p.mount.is_empty()),
+        ("--inherit-env", p.inherit_env),
+        ("--set-env", !p.set_env.is_empty()),
+        ("--set-env-file", !p.set_env_file.is_empty()),
+        ("--annotation", !p.annotation.is_empty()),
+        ("--pull-policy", a.fetch.pull_policy.is_some()),
+        ("--platform", a.fetch.platform.is_some()),
+    ];
+    let conflicts: Vec<&str> = set.iter().filter(|(_, on)| *on).map(|(f, _)| *f).collect();
+    if !conflicts.is_empty() {
+        anyhow::bail!(
+            "{} cannot be combined with --pod-manifest: the manifest says it (volumes, mounts, \
+             annotations, environment) or it does not apply; only --net, --interactive, \
+             --hostname, --name and --uuid-file-save do",
+            conflicts.join(", ")
+        );
+    }
+    let bytes = std::fs::read(file)
+        .with_context(|| format!("cannot read the pod manifest {}", file.display()))?;
+    let m = PodManifest::parse(&bytes)
+        .with_context(|| format!("cannot use the pod manifest {}", file.display()))?;
+    Ok(Some(m))
 }
 
 /// `rkt run`: prepare, then become the pod.

@@ -11,6 +11,7 @@ pub mod env;
 pub mod exec;
 pub mod export;
 pub mod ops;
+pub mod pod_manifest;
 pub mod prepare;
 pub mod quantity;
 pub mod spec;

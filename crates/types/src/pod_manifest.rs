@@ -11,7 +11,9 @@ pub struct PodImage {
     /// Image name.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
-    /// Image id (`sha256:…` or `sha512-…`).
+    /// Image id (`sha256:…` or `sha512-…`). appc requires it; `--pod-manifest` also takes an
+    /// image by `name` alone (empty id) and fills the id in.
+    #[serde(default)]
     pub id: String,
     /// Labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
