@@ -49,11 +49,12 @@
 //!
 //! # What is not here
 //! No systemd/D-Bus manager (there is no systemd on the target hosts; a delegated scope made
-//! by the user works as shown above), no freezer, no device cgroup rules, no swap limit.
+//! by the user works as shown above), no freezer, no v2 device filter (BPF), no swap limit.
 
 #![forbid(unsafe_code)]
 
 mod cgroup;
+mod devices;
 mod discover;
 mod error;
 mod fsutil;
@@ -63,6 +64,7 @@ mod stats;
 mod v2;
 
 pub use cgroup::{Cgroup, CgroupDir, PodCgroup};
+pub use devices::{DEFAULT_DEVICES, DeviceControl, DeviceRule};
 pub use discover::{Hierarchies, Hierarchy, HierarchyKind, Layout};
 pub use error::CgroupError;
 pub use limits::{CpuQuota, Limits, cpu_max_value, cpu_shares_to_weight};

@@ -12,13 +12,13 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use rkt_cgroups::{Cgroup, CpuQuota, Hierarchies};
+use rkt_cgroups::{Cgroup, CpuQuota, DEFAULT_DEVICES, DeviceControl, DeviceRule, Hierarchies};
 
 use super::error::Stage1Error;
 use super::podfiles::{self, PodPaths};
 use super::supervisor::{self, Pod};
 use super::{request, signals, status};
-use crate::abi::{AppRequest, LOCK_FD_ENV, RunRequest};
+use crate::abi::{AppRequest, LOCK_FD_ENV, RunRequest, VolumeKind};
 use crate::seccomp::{self, Arch, BpfProgram};
 use crate::sync;
 
@@ -30,7 +30,7 @@ pub fn run(pod_dir: &Path) -> Result<i32, Stage1Error> {
     let pod_dir = std::path::absolute(pod_dir)
         .map_err(|e| Stage1Error::sys(format!("resolve {}", pod_dir.display()), e))?;
     let lock = lock_fd(&pod_dir)?;
-    let req = request::load(&pod_dir)?;
+    let mut req = request::load(&pod_dir)?;
     if req.debug {
         super::debug_logging();
     }
@@ -38,7 +38,17 @@ pub fn run(pod_dir: &Path) -> Result<i32, Stage1Error> {
     let seccomp = compile_filters(&req)?;
     let oom_score_adj = clamp_oom_score_adj(&req.apps)?;
     let etc = podfiles::prepare(&paths, &req)?;
-    let cgroups = cgroups(&paths, &req)?;
+    let (cgroups, devices) = cgroups(&paths, &req)?;
+    if devices == DeviceControl::Unavailable && !insecure_paths(&req) {
+        // Nothing would stop an app with CAP_MKNOD from making a node for the host's disk.
+        super::error::warn(
+            "this host has no cgroup v1 devices controller; apps run without CAP_MKNOD so they \
+             cannot create device nodes",
+        );
+        for app in &mut req.apps {
+            app.caps.remove(crate::caps::Capability::CAP_MKNOD);
+        }
+    }
 
     let foreground = terminal_foreground(&req);
     signals::block()?;
@@ -210,9 +220,51 @@ fn clamp_oom_score_adj(apps: &[AppRequest]) -> Result<Vec<Option<i32>>, Stage1Er
         .collect())
 }
 
+/// Whether `--insecure-options=paths` lifted the pod's path and device restrictions.
+fn insecure_paths(req: &RunRequest) -> bool {
+    req.apps.iter().all(|a| !a.masked_paths)
+}
+
+/// The device rules of a pod: the defaults, plus each host volume that is a device node
+/// (read-only volumes allow reading only), as rkt did.
+fn device_rules(req: &RunRequest) -> Vec<DeviceRule> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let mut rules = DEFAULT_DEVICES.to_vec();
+    for v in &req.volumes {
+        let VolumeKind::Host {
+            source, read_only, ..
+        } = &v.kind
+        else {
+            continue;
+        };
+        let Ok(meta) = std::fs::metadata(source) else {
+            continue;
+        };
+        let ft = meta.file_type();
+        let kind = if ft.is_char_device() {
+            'c'
+        } else if ft.is_block_device() {
+            'b'
+        } else {
+            continue;
+        };
+        let rdev = std::os::unix::fs::MetadataExt::rdev(&meta);
+        rules.push(DeviceRule {
+            kind,
+            major: Some(rustix::fs::major(rdev)),
+            minor: Some(rustix::fs::minor(rdev)),
+            access: if *read_only { "rm" } else { "rwm" },
+        });
+    }
+    rules
+}
+
 /// The pod cgroup (recorded in `cgroup` before anything else can fail) and each app's, with
-/// its limits.
-fn cgroups(paths: &PodPaths, req: &RunRequest) -> Result<Vec<Cgroup>, Stage1Error> {
+/// its limits; and whether a device list is enforced.
+fn cgroups(
+    paths: &PodPaths,
+    req: &RunRequest,
+) -> Result<(Vec<Cgroup>, DeviceControl), Stage1Error> {
     let h = Hierarchies::discover()
         .map_err(|e| Stage1Error::cgroup("find the cgroup hierarchies", e))?;
     let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
@@ -222,12 +274,28 @@ fn cgroups(paths: &PodPaths, req: &RunRequest) -> Result<Vec<Cgroup>, Stage1Erro
     let record =
         serde_json::to_vec(&pod).map_err(|e| Stage1Error::sys("encode the pod cgroup", e))?;
     status::write_file(paths.root(), status::CGROUP, &record)?;
-    req.apps
+    // v1 lets a cgroup switch to deny-all only while it has no children, so every leaf (the
+    // supervisor's, then each app's as it is made) gets the list.
+    let rules = device_rules(req);
+    let restrict = |cg: &Cgroup, what: &str| -> Result<DeviceControl, Stage1Error> {
+        if insecure_paths(req) {
+            return Ok(DeviceControl::Unavailable);
+        }
+        cg.restrict_devices(&rules)
+            .map_err(|e| Stage1Error::cgroup(format!("restrict the devices of {what}"), e))
+    };
+    let supervisor = pod
+        .child(rkt_cgroups::SUPERVISOR)
+        .map_err(|e| Stage1Error::cgroup("find the supervisor cgroup", e))?;
+    let devices = restrict(&supervisor, "the pod supervisor")?;
+    let apps = req
+        .apps
         .iter()
         .map(|app| {
             let cg = pod.create_child(&app.name).map_err(|e| {
                 Stage1Error::cgroup(format!("create the cgroup of app {}", app.name), e)
             })?;
+            restrict(&cg, &format!("app {}", app.name))?;
             let l = &app.limits;
             let limits = rkt_cgroups::Limits {
                 memory_max: l.memory,
@@ -242,7 +310,8 @@ fn cgroups(paths: &PodPaths, req: &RunRequest) -> Result<Vec<Cgroup>, Stage1Erro
             }
             Ok(cg)
         })
-        .collect()
+        .collect::<Result<Vec<_>, Stage1Error>>()?;
+    Ok((apps, devices))
 }
 
 /// The pod's cgroup as `run` recorded it, if it did.

@@ -1,0 +1,111 @@
+//! Which device nodes a pod may use: the v1 `devices` controller.
+//!
+//! An app keeps `CAP_MKNOD` (appc's and docker's default set), so without a device list it
+//! could create a node for the host's disk and read it. On v1 the pod cgroup denies every
+//! device, then allows creating any node (`m`) but reading and writing only the harmless ones
+//! a container's `/dev` holds. cgroup v2 has no devices controller (it needs a BPF program);
+//! there [`Cgroup::restrict_devices`] says so and the caller must take `CAP_MKNOD` away.
+
+use std::fmt;
+
+use crate::cgroup::Cgroup;
+use crate::discover::HierarchyKind;
+use crate::error::CgroupError;
+use crate::fsutil;
+
+/// One allow rule, as v1's `devices.allow` takes it: `c 1:3 rwm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceRule {
+    /// `'c'`, `'b'` or `'a'`.
+    pub kind: char,
+    /// Major number; `None` is `*`.
+    pub major: Option<u32>,
+    /// Minor number; `None` is `*`.
+    pub minor: Option<u32>,
+    /// Some of `r`, `w`, `m`.
+    pub access: &'static str,
+}
+
+impl fmt::Display for DeviceRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |x: Option<u32>| x.map_or("*".to_owned(), |v| v.to_string());
+        write!(
+            f,
+            "{} {}:{} {}",
+            self.kind,
+            n(self.major),
+            n(self.minor),
+            self.access
+        )
+    }
+}
+
+const fn rule(
+    kind: char,
+    major: Option<u32>,
+    minor: Option<u32>,
+    access: &'static str,
+) -> DeviceRule {
+    DeviceRule {
+        kind,
+        major,
+        minor,
+        access,
+    }
+}
+
+/// What every pod may use: create any node, but open only `/dev`'s usual residents.
+pub const DEFAULT_DEVICES: &[DeviceRule] = &[
+    rule('c', None, None, "m"),
+    rule('b', None, None, "m"),
+    rule('c', Some(1), Some(3), "rwm"), // null
+    rule('c', Some(1), Some(5), "rwm"), // zero
+    rule('c', Some(1), Some(7), "rwm"), // full
+    rule('c', Some(1), Some(8), "rwm"), // random
+    rule('c', Some(1), Some(9), "rwm"), // urandom
+    rule('c', Some(5), Some(0), "rwm"), // tty
+    rule('c', Some(5), Some(1), "rwm"), // console
+    rule('c', Some(5), Some(2), "rwm"), // ptmx
+    rule('c', Some(136), None, "rwm"),  // pts/*
+];
+
+/// Whether a device list is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceControl {
+    /// The v1 devices controller enforces the list.
+    Enforced,
+    /// No v1 devices hierarchy (pure v2): nothing enforces a list.
+    Unavailable,
+}
+
+impl Cgroup {
+    /// Denies every device to this cgroup and its descendants, then allows `allow` (v1).
+    /// Descendants created later inherit the list.
+    pub fn restrict_devices(&self, allow: &[DeviceRule]) -> Result<DeviceControl, CgroupError> {
+        let Some(dir) = self
+            .dirs()
+            .iter()
+            .find(|d| matches!(d.kind(), HierarchyKind::V1 { controllers } if controllers.iter().any(|c| c == "devices")))
+        else {
+            return Ok(DeviceControl::Unavailable);
+        };
+        dir.check()?;
+        fsutil::write(&dir.path().join("devices.deny"), "a")?;
+        for r in allow {
+            fsutil::write(&dir.path().join("devices.allow"), &r.to_string())?;
+        }
+        Ok(DeviceControl::Enforced)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_format_as_v1_wants() {
+        assert_eq!(DEFAULT_DEVICES[0].to_string(), "c *:* m");
+        assert_eq!(DEFAULT_DEVICES[2].to_string(), "c 1:3 rwm");
+        assert_eq!(DEFAULT_DEVICES[10].to_string(), "c 136:* rwm");
+    }
+}
