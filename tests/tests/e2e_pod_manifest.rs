@@ -276,7 +276,10 @@ fn what_a_pod_manifest_replaces_is_refused_and_nothing_is_left() {
     let mut undeclared = two_apps(&id, &host_dir);
     undeclared["apps"][0]["mounts"] = json!([{"volume": "nope", "path": "/nope"}]);
     let f = env.manifest("undeclared.json", &undeclared);
-    env.refused(&["run", &format!("--pod-manifest={}", f.display())], "nope");
+    env.refused(
+        &["run", &format!("--pod-manifest={}", f.display())],
+        "mounts volume \"nope\", which the manifest's \"volumes\" do not define",
+    );
     env.refused(
         &["run", "--pod-manifest=/nonexistent/pod.json"],
         "cannot read the pod manifest",

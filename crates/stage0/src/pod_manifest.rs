@@ -107,6 +107,17 @@ fn to_inputs(
     spec.annotations = pairs(&manifest.annotations);
     let mut apps = Vec::with_capacity(manifest.apps.len());
     for a in &manifest.apps {
+        if let Some(m) = a
+            .mounts
+            .iter()
+            .find(|m| !manifest.volumes.iter().any(|v| v.name == m.volume))
+        {
+            return Err(Stage0Error::Usage(format!(
+                "app {} of the pod manifest mounts volume {:?}, which the manifest's \
+                 \"volumes\" do not define",
+                a.name, m.volume
+            )));
+        }
         let mut image = find(a)?;
         if let Some(app) = &a.app {
             override_config(&mut image, app);

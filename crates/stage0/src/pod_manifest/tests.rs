@@ -241,3 +241,11 @@ fn an_empty_manifest_is_refused() {
     let e = to_inputs(&m, &PodSpec::default(), &[], |_| Ok(image())).unwrap_err();
     assert!(e.to_string().contains("no apps"), "{e}");
 }
+
+#[test]
+fn mounts_of_undeclared_volumes_are_refused() {
+    let mut m = manifest(None);
+    m.apps[0].mounts[0].volume = "nope".into();
+    let e = to_inputs(&m, &PodSpec::default(), &[], |_| Ok(image())).unwrap_err();
+    assert!(e.to_string().contains("volume \"nope\""), "{e}");
+}
