@@ -82,3 +82,46 @@ fn output_is_not_replaced_without_overwrite() {
     assert!(!other.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn only_exited_pods_are_pinned_and_a_pinned_pod_cannot_be_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let pods = Pods::open(dir.path()).unwrap();
+
+    let prepared = pods.create(None).unwrap().finish_prepared().unwrap();
+    let e = PinnedPod::pin(&pods, &prepared.uuid().to_string())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("never ran"), "{e}");
+
+    let running = pods.create(None).unwrap().into_running().unwrap();
+    let uuid = running.uuid();
+    running.write_file("marker", b"m").unwrap();
+    let e = PinnedPod::pin(&pods, &uuid.to_string())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("is running"), "{e}");
+    // The lock holder goes away: the pod has exited.
+    drop(running);
+
+    let pinned = PinnedPod::pin(&pods, &uuid.to_string()).unwrap();
+    assert_eq!(
+        std::fs::read(pinned.path.join("marker")).unwrap(),
+        b"m",
+        "the pinned path is the pod directory"
+    );
+    // rm and gc cannot take the pod while it is exported ...
+    let h = pods.find(uuid).unwrap().unwrap();
+    assert!(pods.lock_for_delete(&h).unwrap().is_none());
+    // ... but gc may mark it, and the pinned path follows the move.
+    assert_eq!(pods.mark_exited().unwrap().len(), 1);
+    assert_eq!(
+        pods.find(uuid).unwrap().unwrap().state(),
+        PodState::ExitedGarbage
+    );
+    assert_eq!(std::fs::read(pinned.path.join("marker")).unwrap(), b"m");
+    drop(pinned);
+    assert!(pods.lock_for_delete(&h).unwrap().is_some());
+}
