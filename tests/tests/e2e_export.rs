@@ -417,6 +417,8 @@ fn export_refuses_what_it_cannot_export() {
         std::thread::sleep(Duration::from_millis(50));
     };
     env.refused(&["export", &running, out_s], "is running");
+    // Stop needs the supervisor's pid, recorded once the apps are started.
+    env.ok(&["status", "--wait-ready=60s", &running]);
     assert!(!out_file.exists());
     env.ok(&["stop", "--force", &running]);
     child.wait().unwrap();
