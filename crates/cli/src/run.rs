@@ -176,29 +176,38 @@ fn prepare_pod(
         .fetch
         .fetcher(g, &config, store.clone(), PullPolicy::New)?;
     let mut inputs = Vec::with_capacity(apps.len());
-    {
-        // The runtime lives only while fetching: nothing after it may run threads, since
-        // stage1 is exec'd from this process.
-        let rt = runtime()?;
-        for spec in apps {
-            let src = ImageSource::parse(&spec.image)
-                .with_context(|| format!("cannot run {:?}", spec.image))?;
-            let image = rt
-                .block_on(fetcher.fetch(&src))
-                .with_context(|| format!("cannot fetch {}", spec.image))?;
-            let image_name = store
-                .list_images()?
-                .into_iter()
-                .find(|e| e.id == image.id)
-                .and_then(|e| e.names.first().map(ToString::to_string))
-                .unwrap_or_else(|| image.id.to_string());
-            inputs.push(AppInput {
-                spec,
-                image,
-                image_name,
-            });
-        }
+    // A runtime (threads, and the network) only if some image is not answered by the store;
+    // it lives only while fetching, since stage1 is exec'd from this process.
+    let mut rt = None;
+    for spec in apps {
+        let src = ImageSource::parse(&spec.image)
+            .with_context(|| format!("cannot run {:?}", spec.image))?;
+        let image = match fetcher
+            .fetch_stored(&src)
+            .with_context(|| format!("cannot fetch {}", spec.image))?
+        {
+            Some(image) => image,
+            None => {
+                let rt = match &mut rt {
+                    Some(rt) => rt,
+                    None => rt.insert(runtime()?),
+                };
+                rt.block_on(fetcher.fetch(&src))
+                    .with_context(|| format!("cannot fetch {}", spec.image))?
+            }
+        };
+        let image_name = store
+            .names(&image.id)?
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| image.id.to_string());
+        inputs.push(AppInput {
+            spec,
+            image,
+            image_name,
+        });
     }
+    drop(rt);
     let mut set_env_files = Vec::new();
     for f in &a.pod.set_env_file {
         set_env_files.push(rkt_stage0::env::read_env_file(f)?);

@@ -124,6 +124,28 @@ impl Fetcher {
         Ok(rec)
     }
 
+    /// Answers from the store alone, without the network or an async runtime, when the pull
+    /// policy allows it and the store has the image: `Ok(None)` means "fetch it". `rkt run`
+    /// of stored images uses this to skip building a runtime at all.
+    pub fn fetch_stored(&self, src: &ImageSource) -> Result<Option<ImageRecord>, FetchError> {
+        let rec = match src {
+            ImageSource::Registry(r) if self.opts.pull_policy != PullPolicy::Update => {
+                self.require_insecure_image("a registry image (docker:// or oci://)")?;
+                let key = sources::registry::remote_key(r, &self.opts.platform);
+                let _fence = self.store.gc_fence()?;
+                sources::registry::stored_image(self, &key, r)?
+            }
+            ImageSource::Name(n) if sources::local::as_local_file(n).is_none() => {
+                Some(self.stored(n)?)
+            }
+            _ => None,
+        };
+        if let Some(r) = &rec {
+            self.store.touch(&r.id)?;
+        }
+        Ok(rec)
+    }
+
     /// Looks `name` up in the store only.
     fn stored(&self, name: &str) -> Result<ImageRecord, FetchError> {
         match self.store.resolve(name) {

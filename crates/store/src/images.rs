@@ -313,6 +313,24 @@ impl Store {
             .collect()
     }
 
+    /// The names pointing at image `id`, sorted (cheaper than [`Store::list_images`] when only
+    /// one image's names are wanted).
+    pub fn names(&self, id: &Digest) -> Result<Vec<ImageName>, StoreError> {
+        let err = |e| StoreError::db("read image names", &self.index_path(), e);
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT name, tag FROM names WHERE image_id = ?1 ORDER BY name, tag")
+            .map_err(err)?;
+        st.query_map([id.to_string()], |r| {
+            Ok(ImageName {
+                name: r.get(0)?,
+                tag: r.get(1)?,
+            })
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(err)
+    }
+
     /// Records that an image was just used (by a pod), for `rkt image list` and image gc
     /// policies.
     pub fn touch(&self, id: &Digest) -> Result<(), StoreError> {

@@ -138,12 +138,16 @@ fn names_for(r: &DockerRef) -> Vec<ImageName> {
 /// The `remotes` key of a reference fetched for a platform. The platform is part of it
 /// because one tag of a multi-platform index resolves to a different image per platform: a
 /// `--platform linux/arm64` fetch must not be answered with the image stored for the host.
-fn remote_key(r: &DockerRef, platform: &Platform) -> String {
+pub(crate) fn remote_key(r: &DockerRef, platform: &Platform) -> String {
     format!("docker://{r} for {platform}")
 }
 
 /// The stored image this reference last resolved to for the wanted platform, if any.
-fn stored_image(f: &Fetcher, key: &str, r: &DockerRef) -> Result<Option<ImageRecord>, FetchError> {
+pub(crate) fn stored_image(
+    f: &Fetcher,
+    key: &str,
+    r: &DockerRef,
+) -> Result<Option<ImageRecord>, FetchError> {
     if let Some(remote) = f.store.remote(key)?
         && let Some(rec) = f.store.image(&remote.image_id)?
     {
