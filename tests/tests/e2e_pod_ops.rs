@@ -269,3 +269,28 @@ fn enter_chooses_the_app_of_a_pod_with_several() {
     env.ok(&["stop", &uuid]);
     pod.wait();
 }
+
+#[test]
+fn a_killed_rkt_run_takes_its_pod_down_and_gc_cleans_up() {
+    let env = PodEnv::new();
+    let (mut bg, uuid) = env.spawn_sh(&[], &["--name=app"], "sleep 100000");
+    let app = env.app_pid(&uuid, "app");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(bg.pid()).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    let out = bg.wait();
+    assert_eq!(out.status.code(), None, "{out}");
+    // The apps die with it: nothing runs on unsupervised.
+    eventually(60, "the app to die", || {
+        let stat = std::fs::read_to_string(format!("/proc/{app}/stat")).unwrap_or_default();
+        // Gone, or a zombie about to be reaped.
+        (stat.is_empty() || stat.contains(") Z ")).then_some(())
+    });
+    eventually(60, "the pod to read as exited", || {
+        (env.status(&uuid)["state"] == "exited").then_some(())
+    });
+    env.ok(&["gc", "--grace-period=0s"]);
+    env.assert_gone(&uuid);
+}

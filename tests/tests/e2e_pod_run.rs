@@ -350,3 +350,30 @@ fn interactive_connects_the_app_to_the_callers_terminal() {
     assert!(seen.contains("on-a-tty\n"), "{seen}");
     assert!(seen.contains("got:typed-in\n"), "{seen}");
 }
+
+#[test]
+fn rkt_run_becomes_the_pod_and_passes_signals_on() {
+    let env = PodEnv::new();
+    let (mut bg, uuid) = env.spawn_sh(
+        &[],
+        &["--name=svc"],
+        "trap 'echo got-term; exit 12' TERM; sleep 100000 & wait",
+    );
+    // No daemon in between: the process that ran `rkt run` is the parent of the pod's PID 1.
+    let pid: i32 = env.status(&uuid)["pid"].parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert_eq!(
+        status_field(&status, "PPid").as_deref(),
+        Some(bg.pid().to_string().as_str())
+    );
+    // What supervises `rkt run` stops the pod by signalling it.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(bg.pid()).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let out = bg.wait();
+    assert_eq!(out.code(), Some(12), "{out}");
+    assert!(out.stdout.contains("got-term"), "{out}");
+    assert_eq!(env.status(&uuid)["app-svc"], "12");
+}

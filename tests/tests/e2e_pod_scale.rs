@@ -21,11 +21,20 @@ fn fifty_concurrent_runs_all_succeed_and_gc_removes_them_all() {
         })
         .collect();
     let mut uuids = Vec::new();
+    let mut failed = Vec::new();
     for (bg, file) in &mut running {
         let out = bg.wait();
-        assert!(out.success(), "{out}");
+        if !out.success() {
+            failed.push(out.to_string());
+        }
         uuids.push(std::fs::read_to_string(file).unwrap().trim().to_owned());
     }
+    assert!(
+        failed.is_empty(),
+        "{} runs failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
     uuids.sort();
     uuids.dedup();
     assert_eq!(uuids.len(), 50);
