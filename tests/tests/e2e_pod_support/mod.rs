@@ -279,20 +279,34 @@ impl PodEnv {
 }
 
 impl Drop for PodEnv {
+    /// Kills what still runs and collects every pod, then checks that this left nothing
+    /// behind: every test also tests that a pod's removal cleans up after it.
     fn drop(&mut self) {
-        // Best effort: kill what still runs, then collect everything, so no cgroup survives.
-        if let Ok(v) = serde_json::from_str::<Vec<serde_json::Value>>(
+        let pods = serde_json::from_str::<Vec<serde_json::Value>>(
             &self.run(&["list", "--format=json"]).stdout,
-        ) {
-            for p in v {
-                if p["state"] == "running"
-                    && let Some(u) = p["uuid"].as_str()
-                {
-                    let _ = self.run(&["stop", "--force", u]);
-                }
+        )
+        .unwrap_or_default();
+        let uuids: Vec<String> = pods
+            .iter()
+            .filter_map(|p| p["uuid"].as_str().map(str::to_owned))
+            .collect();
+        for p in &pods {
+            if p["state"] == "running"
+                && let Some(u) = p["uuid"].as_str()
+            {
+                let _ = self.run(&["stop", "--force", u]);
+                // stop signals; the pod is gone only once its stage1 has exited.
+                let _ = self.run(&["status", "--wait=30s", u]);
             }
         }
-        let _ = self.run(&["gc", "--grace-period=0s", "--expire-prepared=0s"]);
+        let gc = self.run(&["gc", "--grace-period=0s", "--expire-prepared=0s"]);
+        if std::thread::panicking() {
+            return;
+        }
+        assert!(gc.success(), "cleaning up: {gc}");
+        for u in &uuids {
+            self.assert_gone(u);
+        }
     }
 }
 
