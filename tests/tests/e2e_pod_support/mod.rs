@@ -33,6 +33,19 @@ pub const RKT_DEFAULT_CAPS: u64 = (1 << 29)
     | (1 << 31)
     | (1 << 18);
 
+/// The capabilities an app gets by default on this host: rkt's set, less CAP_MKNOD where no
+/// cgroup v1 devices controller could stop it from using the nodes it makes (pure v2).
+pub fn default_caps_here() -> u64 {
+    let devices = my_cgroup_dirs()
+        .iter()
+        .any(|d| d.starts_with("/sys/fs/cgroup/devices"));
+    if devices {
+        RKT_DEFAULT_CAPS
+    } else {
+        RKT_DEFAULT_CAPS & !(1 << 27)
+    }
+}
+
 /// The shared fixtures.
 pub fn fx() -> &'static Fixtures {
     Fixtures::get()
