@@ -39,7 +39,9 @@ pub struct AppFlags {
     #[arg(long, value_parser = parse_kv)]
     pub environment: Vec<(String, String)>,
     /// Mount the app's root filesystem read-only
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_value = "false", default_missing_value = "true", value_name = "BOOL",
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub readonly_rootfs: bool,
     /// Mount a pod volume: volume=NAME,target=PATH (repeatable)
     #[arg(long, value_parser = parse_mount_flag)]
@@ -84,7 +86,8 @@ struct AppFlagsCli {
     flags: AppFlags,
 }
 
-/// Flags that take no value (everything else takes one).
+/// Flags that take no separate value (everything else takes one); like rkt's (Go) boolean
+/// flags they also take one after `=`: `--readonly-rootfs=true`.
 const BOOLEAN_FLAGS: &[&str] = &["--readonly-rootfs"];
 
 /// Why the image part of a command line was refused.
@@ -252,5 +255,16 @@ mod tests {
         assert!(e.contains("img"), "{e}");
         assert!(parse_apps(&w(&["img", "--caps-retain=CHOWN", "--caps-remove=KILL"])).is_err());
         assert!(parse_apps(&w(&["img", "--oom-score-adj", "-5"])).is_ok());
+    }
+
+    #[test]
+    fn boolean_flags_take_go_style_values() {
+        let ro =
+            |flag: &str| parse_apps(&w(&["img", flag, "--name=x"])).unwrap()[0].readonly_rootfs;
+        assert_eq!(ro("--readonly-rootfs"), Some(true));
+        assert_eq!(ro("--readonly-rootfs=true"), Some(true));
+        assert_eq!(ro("--readonly-rootfs=1"), Some(true));
+        assert_eq!(ro("--readonly-rootfs=false"), None);
+        assert!(parse_apps(&w(&["img", "--readonly-rootfs=maybe"])).is_err());
     }
 }

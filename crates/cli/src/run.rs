@@ -77,10 +77,14 @@ pub struct PodFlags {
     #[arg(long, value_parser = parse_mount_flag)]
     pub mount: Vec<rkt_stage0::volumes::MountSpec>,
     /// Connect the (single) app to this terminal
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_value = "false", default_missing_value = "true", value_name = "BOOL",
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub interactive: bool,
     /// Give every app this process's environment (lowest precedence)
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_value = "false", default_missing_value = "true", value_name = "BOOL",
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub inherit_env: bool,
     /// Environment NAME=VALUE for every app (repeatable)
     #[arg(long, value_parser = parse_kv)]
@@ -128,7 +132,9 @@ pub struct RunPreparedArgs {
     /// The prepared pod's UUID (or unique prefix, or name)
     pub pod: String,
     /// Connect the (single) app to this terminal
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_value = "false", default_missing_value = "true", value_name = "BOOL",
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub interactive: bool,
     /// Override the network chosen at prepare time
     #[arg(long)]
