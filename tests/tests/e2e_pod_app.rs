@@ -375,3 +375,25 @@ fn annotations_and_labels_land_in_the_pod_manifest() {
     assert!(has(&app["annotations"], "ticket", "OPS-1"), "{m:#}");
     assert!(has(&app["image"]["labels"], "tier", "frontend"), "{m:#}");
 }
+
+#[test]
+fn boolean_flags_take_values_as_rkts_did() {
+    let mut env = PodEnv::new();
+    env.rkt.set_env("FROM_PARENT", "parent");
+    let probe = "touch /probe 2>/dev/null && echo rw || echo ro; echo \"[$FROM_PARENT]\"";
+    assert_eq!(
+        env.sh_ok(&[], &["--readonly-rootfs=true"], probe),
+        "ro\n[]\n"
+    );
+    assert_eq!(
+        env.sh_ok(&[], &["--readonly-rootfs=false"], probe),
+        "rw\n[]\n"
+    );
+    assert_eq!(
+        env.sh_ok(&["--inherit-env=true"], &["--readonly-rootfs"], probe),
+        "ro\n[parent]\n"
+    );
+    assert_eq!(env.sh_ok(&["--inherit-env=false"], &[], probe), "rw\n[]\n");
+    let out = env.fail(&["run", &busybox(), "--readonly-rootfs=maybe"]);
+    assert!(out.stderr.contains("maybe"), "{out}");
+}
