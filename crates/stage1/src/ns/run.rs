@@ -13,6 +13,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use rkt_cgroups::{Cgroup, CpuQuota, DEFAULT_DEVICES, DeviceControl, DeviceRule, Hierarchies};
+use rustix::process::Signal;
 
 use super::error::Stage1Error;
 use super::podfiles::{self, PodPaths};
@@ -91,11 +92,36 @@ pub fn run(pod_dir: &Path) -> Result<i32, Stage1Error> {
     })?;
     drop(parent);
     let code = signals::forward_and_wait(pid)?;
+    // Before the lock goes: whoever sees the pod exited must see how every app ended.
+    record_apps_killed_with_the_supervisor(&paths, &req);
     if let Some(pgrp) = foreground {
         restore_foreground(pgrp);
     }
     drop(lock);
     Ok(code)
+}
+
+/// An app that started but whose exit the supervisor did not record died with it: the kernel
+/// SIGKILLs every process of a PID namespace whose PID 1 is gone (`rkt stop --force`, or the
+/// supervisor killed), and reaping PID 1 waits for them. Recorded here, so that `rkt status`
+/// says how every app that started ended.
+fn record_apps_killed_with_the_supervisor(paths: &PodPaths, req: &RunRequest) {
+    let dir = paths.root();
+    for app in &req.apps {
+        let started = matches!(status::read_app_pid(dir, &app.name), Ok(Some(_)));
+        if !started || !matches!(status::app_exited(dir, &app.name), Ok(false)) {
+            continue;
+        }
+        let exit = status::AppExit {
+            code: 128 + Signal::KILL.as_raw(),
+            signal: Some(Signal::KILL.as_raw()),
+            oom_killed: false,
+            finished_at: std::time::SystemTime::now(),
+        };
+        if let Err(e) = status::write_app_exit(dir, &app.name, &exit) {
+            tracing::warn!("app {}: {e}", app.name);
+        }
+    }
 }
 
 /// For an interactive pod on a terminal, the terminal's foreground process group before the
