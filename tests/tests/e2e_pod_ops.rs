@@ -102,7 +102,15 @@ fn stop_terms_the_apps_and_force_kills_them() {
     let run = pod.wait();
     assert!(!run.stdout.contains("got-term"), "{run}");
     assert_eq!(run.code(), Some(137), "{run}");
-    assert_eq!(env.status(&uuid)["state"], "exited");
+    let st = env.status(&uuid);
+    assert_eq!(st["state"], "exited");
+    // The app died with the pod's PID 1; its end is on record all the same.
+    assert_eq!(
+        st.get("app-svc").map(String::as_str),
+        Some("137"),
+        "{}",
+        show_map(&st)
+    );
 
     // Stopping what does not run is an error.
     let out = env.fail(&["stop", &uuid]);
