@@ -5,8 +5,10 @@
 #   3. serve it from Debian's docker-registry on loopback, over TLS with token auth, with a
 #      throwaway rkt configuration that trusts its CA (certs.d) and holds its credentials
 #      (auth.d dockerAuth), as an administrator would put them in /etc/rkt;
-#   4. fetch it into the store (/var/lib/rkt, or $RKT_DIR) and list the store.
-# When `rkt run` lands, this becomes running a pod from that image.
+#   4. fetch it into the store (/var/lib/rkt, or $RKT_DIR) and verify it;
+#   5. run a pod from it — rkt execs into stage1, which isolates the app (namespaces,
+#      overlayfs, cgroups, seccomp, capabilities) and supervises it — then show the pod's
+#      state and logs, and garbage-collect it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,4 +39,11 @@ set -x
 "${rkt[@]}" --insecure-options=image fetch "docker://$addr/busybox:latest"
 "${rkt[@]}" image list
 "${rkt[@]}" image verify "$addr/busybox:latest"
+"${rkt[@]}" --insecure-options=image run --uuid-file-save "$work/uuid" \
+  "docker://$addr/busybox:latest" --exec /bin/sh -- -c \
+  'echo "hello from pod $(hostname)"; grep -E "^(NoNewPrivs|Seccomp|CapEff)" /proc/self/status'
+"${rkt[@]}" list
+"${rkt[@]}" status --uuid-file "$work/uuid"
+"${rkt[@]}" logs "$(cat "$work/uuid")"
+"${rkt[@]}" rm --uuid-file "$work/uuid"
 set +x
