@@ -18,7 +18,18 @@ const NOBODY: u32 = 65534;
 
 /// Runs this binary again as a child doing `scenario`, and returns its `key=value` lines.
 fn child(scenario: &str, extra_env: &[(&str, &str)]) -> BTreeMap<String, String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    // A copy of this test binary that any user can execute, for children that drop to nobody.
+    let copy_dir = tempfile::Builder::new()
+        .prefix("rkt-confinement-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(copy_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = copy_dir.path().join("self");
+    std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
+        .env("SELF_COPY", &copy)
         .args([
             "--exact",
             "child_entry",
@@ -138,7 +149,9 @@ fn child_entry() {
             caps::apply(&set, false).unwrap();
             let policy = seccomp::resolve(&[], None, false).unwrap().unwrap();
             seccomp::install(&seccomp::compile(&policy, arch).unwrap()).unwrap();
-            let err = Command::new(std::env::current_exe().unwrap())
+            // Not current_exe(): the checkout may sit under a directory nobody cannot
+            // traverse (/root on a fresh machine), so the parent left a copy anyone can run.
+            let err = Command::new(std::env::var("SELF_COPY").unwrap())
                 .args([
                     "--exact",
                     "child_entry",
