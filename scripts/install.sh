@@ -29,11 +29,14 @@ pkgs=(
   busybox-static                     # the busybox fixture images
   docker-registry                    # a real distribution v2 registry, run on loopback only
   iproute2 util-linux                # namespaces for tests and demos
+  containernetworking-plugins        # CNI plugins (/usr/lib/cni): rkt run's default network
+  iptables                           # run by the portmap and masquerading CNI plugins
 )
 if [ "$want_tests" = 1 ]; then
   pkgs+=(xz-utils bzip2 zstd)
   pkgs+=(skopeo)                     # an independent client that checks fixtures and registry
   pkgs+=(openssl)                    # s_server: a TLS peer for the registry client's tests
+  pkgs+=(containernetworking-plugins iptables)  # rkt-net's tests run the real plugins
 fi
 if [ "$want_bench" = 1 ]; then
   pkgs+=(podman skopeo crun runc hyperfine)

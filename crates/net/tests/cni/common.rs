@@ -1,0 +1,306 @@
+//! The sandbox every networking test runs in, and helpers to look at what plugins did.
+//!
+//! Network safety: a test never touches the machine's own network namespace. [`sandboxed`]
+//! makes a fresh network namespace (`ip netns add`, only `lo`, no default route) and re-runs the
+//! test binary inside it (`ip netns exec NS <this binary> --exact <test>`), with an environment
+//! variable telling that run to do the work. Everything the test starts (plugins, iptables,
+//! busybox) inherits that namespace, so veths, routes and NAT rules land there and lead nowhere;
+//! `ip netns exec` also gives the run its own mount namespace, so the netns bind mounts it makes
+//! vanish with it. The namespace is deleted when the test ends, pass or fail.
+//!
+//! A pod's network namespace ([`PodNs`]) is made inside the sandbox by `unshare --net sleep`,
+//! bound to a file with `create_netns_file` (the code under test), after which the sleeper is
+//! killed: the bind mount alone keeps the namespace, as in a real pod directory.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use std::{env, fs};
+
+use rkt_net::{Cni, create_netns_file, remove_netns_file};
+
+const INNER: &str = "RKT_NET_TEST_SANDBOX";
+const DONE: &str = "RKT_NET_TEST_DONE";
+
+/// Defines a test whose body runs inside a fresh network namespace.
+#[macro_export]
+macro_rules! sandbox_test {
+    ($(#[$m:meta])* fn $name:ident() $body:block) => {
+        #[test]
+        $(#[$m])*
+        fn $name() {
+            let path = concat!(module_path!(), "::", stringify!($name));
+            // libtest names tests without the crate name.
+            let path = path.split_once("::").map_or(path, |(_, rest)| rest);
+            $crate::common::sandboxed(path, || $body);
+        }
+    };
+}
+
+/// Runs `body` in a fresh network namespace (see the module docs).
+pub fn sandboxed(test: &str, body: impl FnOnce()) {
+    if env::var_os(INNER).is_some() {
+        body();
+        fs::write(env::var_os(DONE).expect("the sandbox sets DONE"), "ok").unwrap();
+        return;
+    }
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the networking tests need root"
+    );
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "rktnet-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    let ns = Netns::add(&name);
+    run("ip", &["-n", &ns.0, "link", "set", "lo", "up"]);
+    let scratch = tempfile::tempdir().unwrap();
+    let done = scratch.path().join("done");
+    let status = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(INNER, &ns.0)
+        .env(DONE, &done)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "{test} failed inside network namespace {}",
+        ns.0
+    );
+    assert!(done.exists(), "the run inside {} did not run {test}", ns.0);
+}
+
+/// A named network namespace, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn add(name: &str) -> Netns {
+        run("ip", &["netns", "add", name]);
+        Netns(name.to_string())
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Runs a command, asserts it succeeded, returns its stdout.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A pod's network namespace, bound on `<dir>/netns`.
+pub struct PodNs {
+    pub path: PathBuf,
+}
+
+impl PodNs {
+    pub fn new(dir: &Path) -> PodNs {
+        let mut sleeper = Command::new("unshare")
+            .args(["--net", "--", "sleep", "300"])
+            .spawn()
+            .unwrap();
+        let proc_ns = format!("/proc/{}/ns/net", sleeper.id());
+        let ours = fs::read_link("/proc/self/ns/net").unwrap();
+        let start = Instant::now();
+        // unshare(1) may not have unshared yet: wait until its netns differs from ours.
+        while fs::read_link(&proc_ns).map_or(true, |l| l == ours) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "unshare --net did not start"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let path = dir.join("netns");
+        create_netns_file(sleeper.id() as i32, &path).unwrap();
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+        let pod = PodNs { path };
+        pod.run("ip link set lo up");
+        pod
+    }
+
+    /// Runs a shell command in the pod's network namespace; returns stdout.
+    pub fn run(&self, script: &str) -> String {
+        run(
+            "nsenter",
+            &[
+                &format!("--net={}", self.path.display()),
+                "sh",
+                "-c",
+                script,
+            ],
+        )
+    }
+
+    /// Starts a one-connection echo server on `port` in the pod.
+    pub fn echo_server(&self, port: u16) -> Server {
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", self.path.display()))
+            .args([
+                "busybox",
+                "nc",
+                "-l",
+                "-p",
+                &port.to_string(),
+                "-e",
+                "/bin/busybox",
+                "cat",
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        Server(child)
+    }
+}
+
+impl Drop for PodNs {
+    fn drop(&mut self) {
+        let _ = remove_netns_file(&self.path);
+    }
+}
+
+/// A server process, killed on drop.
+pub struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Connects to `addr` (retrying while the server starts), sends a line and returns the echo.
+pub fn echo(addr: SocketAddr) -> String {
+    let start = Instant::now();
+    loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(mut s) => {
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s.write_all(b"hello pod\n").unwrap();
+                s.shutdown(Shutdown::Write).unwrap();
+                let mut got = String::new();
+                s.read_to_string(&mut got).unwrap();
+                return got;
+            }
+            Err(e) if start.elapsed() < Duration::from_secs(10) => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("cannot connect to {addr}: {e}"),
+        }
+    }
+}
+
+/// Whether `addr` answers a ping from the sandbox.
+pub fn pings(addr: IpAddr) -> bool {
+    Command::new("busybox")
+        .args(["ping", "-c", "1", "-W", "2", &addr.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// The veth interfaces in the sandbox (the host sides of pod links).
+pub fn veths() -> Vec<String> {
+    run("ip", &["-o", "link", "show", "type", "veth"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The host-local leases under an IPAM data dir: files named like an address.
+pub fn leases(ipam: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(dirs) = fs::read_dir(ipam) else {
+        return out;
+    };
+    for net in dirs {
+        let net = net.unwrap().path();
+        for f in fs::read_dir(&net).into_iter().flatten() {
+            let f = f.unwrap().path();
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            if name.parse::<IpAddr>().is_ok() {
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
+/// The NAT rules and chains plugins made for one pod: every line of `iptables -t nat -S` that
+/// names the container, or a per-pod chain (`CNI-<hash>`, `CNI-DN-<hash>`). portmap's shared
+/// chains (`CNI-HOSTPORT-*`) stay by design and are not counted.
+pub fn pod_nat_rules(container_id: &str) -> Vec<String> {
+    run("iptables", &["-w", "-t", "nat", "-S"])
+        .lines()
+        .filter(|l| {
+            l.contains(container_id)
+                || l.split_whitespace()
+                    .any(|w| w.starts_with("CNI-") && !w.starts_with("CNI-HOSTPORT-"))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// A directory of test plugins (shell scripts), placed before the system plugins.
+pub struct Plugins {
+    pub dir: tempfile::TempDir,
+}
+
+impl Plugins {
+    pub fn new() -> Plugins {
+        Plugins {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Adds an executable script plugin.
+    pub fn add(&self, name: &str, script: &str) {
+        let path = self.dir.path().join(name);
+        fs::write(&path, script).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// A client searching these plugins, then Debian's.
+    pub fn cni(&self) -> Cni {
+        Cni::new(vec![
+            self.dir.path().to_path_buf(),
+            Cni::SYSTEM_PLUGIN_DIR.into(),
+        ])
+        .unwrap()
+    }
+}
+
+/// The addresses in `ip -o addr` of the pod's `ifname`.
+pub fn pod_addrs(pod: &PodNs, ifname: &str) -> BTreeSet<String> {
+    pod.run(&format!("ip -o addr show dev {ifname}"))
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            w.find(|x| *x == "inet" || *x == "inet6")?;
+            w.next().map(str::to_string)
+        })
+        .filter(|a| !a.starts_with("fe80:"))
+        .collect()
+}
