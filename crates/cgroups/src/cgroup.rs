@@ -3,10 +3,12 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use rustix::fs::{Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::discover::{Hierarchies, HierarchyKind, Layout};
@@ -199,6 +201,60 @@ impl Cgroup {
         }
     }
 
+    /// Creates the pod cgroup and its [`SUPERVISOR`] leaf for the calling process, which must
+    /// be single-threaded (stage1), with the outcome of
+    /// [`create_pod_with_supervisor`](Self::create_pod_with_supervisor) but without its
+    /// migration cost. The process joins the leaf in every v1 hierarchy by its thread
+    /// ([`join_v1`](Self::join_v1), microseconds). In the cgroup2 hierarchy a move waits for an
+    /// RCU grace period, so the process moves there only when that is what lets the
+    /// controllers be enabled: the caller's cgroup is not the root, offers one of
+    /// [`Hierarchies::v2_controllers`] it does not pass down yet, and holds no other process.
+    /// Otherwise it stays in the caller's cgroup2 cgroup (which could not pass controllers down
+    /// either way), and the supervisor is forked into the leaf instead (`clone3` with
+    /// `CLONE_INTO_CGROUP` on [`open_v2`](Self::open_v2) of `supervisor`). On failure the
+    /// process is moved back and the pod removed.
+    pub fn create_pod_for_self(h: &Hierarchies, name: &str) -> Result<PodCgroup, CgroupError> {
+        let parent = h.current();
+        let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+        let pod = parent.create_child(name)?;
+        let (mut moved_v1, mut moved_v2) = (false, false);
+        let result = (|| {
+            let supervisor = pod.create_child(SUPERVISOR)?;
+            moved_v1 = true;
+            supervisor.join_v1()?;
+            let v2_dirs = parent.dirs.iter().zip(&pod.dirs).zip(&supervisor.dirs);
+            for ((p, d), s) in v2_dirs.filter(|((p, _), _)| p.is_v2()) {
+                if !v2::held_back_only_by(&p.path, &parent.v2_controllers, me)? {
+                    continue;
+                }
+                moved_v2 = true;
+                add_to_dir(s, me)?;
+                v2::enable_subtree(&p.path, &parent.v2_controllers)?;
+                v2::enable_subtree(&d.path, &parent.v2_controllers)?;
+            }
+            Ok(supervisor)
+        })();
+        match result {
+            Ok(supervisor) => Ok(PodCgroup { pod, supervisor }),
+            Err(e) => {
+                let back = if moved_v1 { parent.join_v1() } else { Ok(()) }.and_then(|()| {
+                    if moved_v2 {
+                        parent.add_process_v2(me)
+                    } else {
+                        Ok(())
+                    }
+                });
+                if let Err(back) = back {
+                    tracing::warn!("cannot move back after a failed pod cgroup setup: {back}");
+                }
+                if let Err(rm) = pod.remove() {
+                    tracing::warn!("cannot remove the half-made pod cgroup: {rm}");
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// The child `name` of this cgroup, without creating it (to reopen an app's cgroup).
     pub fn child(&self, name: &str) -> Result<Cgroup, CgroupError> {
         validate_name(name)?;
@@ -255,30 +311,73 @@ impl Cgroup {
     }
 
     /// Moves process `pid` (all its threads) into this cgroup in every hierarchy.
+    ///
+    /// Writing a pid to `cgroup.procs` takes the kernel's global threadgroup lock, whose first
+    /// taking after a quiet spell waits for an RCU grace period (~8 ms on a 2-core machine);
+    /// a single-threaded process moving itself avoids it with [`join_v1`](Self::join_v1), and
+    /// a child forked into the cgroup2 directory ([`open_v2`](Self::open_v2)) needs no move.
     pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
-        let value = pid.to_string();
         for d in &self.dirs {
-            d.check()?;
-            let file = d.path.join("cgroup.procs");
-            fsutil::write_raw(&file, &value).map_err(|source| {
-                match rustix::io::Errno::from_io_error(&source) {
-                    Some(rustix::io::Errno::SRCH) => CgroupError::NoSuchProcess {
-                        pid,
-                        path: d.path.clone(),
-                    },
-                    Some(rustix::io::Errno::BUSY) if d.is_v2() => CgroupError::NotALeaf {
-                        pid,
-                        path: d.path.clone(),
-                    },
-                    _ => CgroupError::Write {
-                        path: file.clone(),
-                        value: value.clone(),
-                        source,
-                    },
-                }
-            })?;
+            add_to_dir(d, pid)?;
         }
         Ok(())
+    }
+
+    /// Moves process `pid` into this cgroup in the cgroup2 hierarchy only (what
+    /// `clone3(CLONE_INTO_CGROUP)` would have done, for a kernel without it). Nothing if the
+    /// cgroup spans no cgroup2 hierarchy.
+    pub fn add_process_v2(&self, pid: i32) -> Result<(), CgroupError> {
+        for d in self.dirs.iter().filter(|d| d.is_v2()) {
+            add_to_dir(d, pid)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the calling thread into this cgroup in every v1 hierarchy by writing `0` to each
+    /// hierarchy's `tasks` file. For a single-threaded process, which this checks
+    /// ([`CgroupError::Threaded`] otherwise), that moves the whole process, and children it
+    /// forks afterwards are born here. Unlike [`add_process`](Self::add_process) it takes no
+    /// global lock (the kernel skips the threadgroup lock for a thread moving itself), so it
+    /// costs microseconds, not a grace period. cgroup2 has no such path (`cgroup.threads`
+    /// moves threads only inside a threaded subtree); there, fork into the cgroup with
+    /// [`open_v2`](Self::open_v2).
+    pub fn join_v1(&self) -> Result<(), CgroupError> {
+        let mut v1 = self.dirs.iter().filter(|d| !d.is_v2()).peekable();
+        let Some(first) = v1.peek() else {
+            return Ok(());
+        };
+        let threads = fsutil::thread_count()?;
+        if threads != 1 {
+            return Err(CgroupError::Threaded {
+                path: first.path.clone(),
+                threads,
+            });
+        }
+        for d in v1 {
+            d.check()?;
+            fsutil::write(&d.path.join("tasks"), "0")?;
+        }
+        Ok(())
+    }
+
+    /// This cgroup's cgroup2 directory, opened (`O_PATH`) for `clone3(2)` with
+    /// `CLONE_INTO_CGROUP`, so a child is born in it; `None` if the cgroup spans no cgroup2
+    /// hierarchy.
+    pub fn open_v2(&self) -> Result<Option<OwnedFd>, CgroupError> {
+        let Some(d) = self.dirs.iter().find(|d| d.is_v2()) else {
+            return Ok(None);
+        };
+        d.check()?;
+        rustix::fs::open(
+            &d.path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map(Some)
+        .map_err(|e| CgroupError::Read {
+            path: d.path.clone(),
+            source: e.into(),
+        })
     }
 
     /// The processes in this cgroup and every cgroup below it, in any hierarchy (sorted,
@@ -313,6 +412,30 @@ impl Cgroup {
         }
         first_err.map_or(Ok(()), Err)
     }
+}
+
+/// Writes `pid` to `d`'s `cgroup.procs`, with the errors a caller can act on.
+fn add_to_dir(d: &CgroupDir, pid: i32) -> Result<(), CgroupError> {
+    let value = pid.to_string();
+    d.check()?;
+    let file = d.path.join("cgroup.procs");
+    fsutil::write_raw(&file, &value).map_err(|source| {
+        match rustix::io::Errno::from_io_error(&source) {
+            Some(rustix::io::Errno::SRCH) => CgroupError::NoSuchProcess {
+                pid,
+                path: d.path.clone(),
+            },
+            Some(rustix::io::Errno::BUSY) if d.is_v2() => CgroupError::NotALeaf {
+                pid,
+                path: d.path.clone(),
+            },
+            _ => CgroupError::Write {
+                path: file.clone(),
+                value: value.clone(),
+                source,
+            },
+        }
+    })
 }
 
 fn create_dir(

@@ -91,9 +91,11 @@ impl Cgroup {
         };
         dir.check()?;
         fsutil::write(&dir.path().join("devices.deny"), "a")?;
-        for r in allow {
-            fsutil::write(&dir.path().join("devices.allow"), &r.to_string())?;
-        }
+        let rules: Vec<String> = allow.iter().map(ToString::to_string).collect();
+        fsutil::write_each(
+            &dir.path().join("devices.allow"),
+            rules.iter().map(String::as_str),
+        )?;
         Ok(DeviceControl::Enforced)
     }
 }

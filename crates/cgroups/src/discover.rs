@@ -250,6 +250,33 @@ impl Hierarchies {
         self
     }
 
+    /// Only the v1 hierarchies bound to one of `controllers`, and the cgroup2 hierarchy: the
+    /// ones a pod's cgroups are made in ([`crate::POD_CONTROLLERS`]). Every cgroup directory
+    /// costs a `mkdir` per level and a `rmdir` at gc (a `cpuset` one also copies its parent's
+    /// CPUs and memory nodes), so hierarchies whose controllers rkt never sets or reads
+    /// (`blkio`, `freezer`, `cpuset`, `name=systemd`, …) are left alone: there a pod's
+    /// processes stay in the caller's cgroup, as any child of the caller would. The layout
+    /// stays the host's.
+    #[must_use]
+    pub fn for_controllers(&self, controllers: &[&str]) -> Hierarchies {
+        let hierarchies = self
+            .hierarchies
+            .iter()
+            .filter(|h| match &h.kind {
+                HierarchyKind::V2 => true,
+                HierarchyKind::V1 { controllers: have } => {
+                    have.iter().any(|c| controllers.contains(&c.as_str()))
+                }
+            })
+            .cloned()
+            .collect();
+        Hierarchies {
+            layout: self.layout,
+            hierarchies,
+            v2_controllers: self.v2_controllers.clone(),
+        }
+    }
+
     /// Only the cgroup2 hierarchy, as a pure-v2 view (`None` without one). rkt itself uses
     /// every hierarchy; on a hybrid host this view exercises the v2 code paths for real.
     pub fn unified_only(&self) -> Option<Hierarchies> {
@@ -325,6 +352,22 @@ mod tests {
             unified.hierarchies()[0].current_dir(),
             Path::new("/sys/fs/cgroup/unified/user.slice")
         );
+    }
+
+    #[test]
+    fn only_the_hierarchies_pods_use() {
+        let cg = "9:name=systemd:/user.slice\n4:memory:/process_api/a\n3:blkio:/\n\
+                  2:cpu,cpuacct:/\n0::/user.slice\n";
+        let mounts = format!(
+            "{HYBRID_MOUNTS}36 31 0:33 / /sys/fs/cgroup/blkio rw - cgroup cgroup rw,blkio\n"
+        );
+        let h = Hierarchies::from_proc_texts(&mounts, cg).unwrap();
+        assert_eq!(h.hierarchies().len(), 5);
+        let p = h.for_controllers(crate::POD_CONTROLLERS);
+        let names: Vec<String> = p.hierarchies().iter().map(|h| h.kind().name()).collect();
+        assert_eq!(names, ["memory", "cpu,cpuacct", "unified"]);
+        assert_eq!(p.layout(), Layout::Hybrid);
+        assert_eq!(p.current().dirs().len(), 3);
     }
 
     #[test]

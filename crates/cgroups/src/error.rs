@@ -196,6 +196,17 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
+    /// A process that moves itself thread by thread must have one thread.
+    #[error(
+        "cannot move this process into cgroup {path} by its thread: it has {threads} threads \
+         (only a single-threaded process moves itself this way; this is a bug in rkt)"
+    )]
+    Threaded {
+        /// The cgroup directory.
+        path: PathBuf,
+        /// How many threads the process has.
+        threads: usize,
+    },
     /// A serialized cgroup record is inconsistent.
     #[error("invalid cgroup record: {0}")]
     InvalidRecord(String),

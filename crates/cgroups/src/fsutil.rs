@@ -49,6 +49,35 @@ pub(crate) fn write_raw(path: &Path, value: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes each of `values` to `path` in a `write(2)` of its own on one open file (a cgroup file
+/// such as `devices.allow` takes one value per write).
+pub(crate) fn write_each<'a>(
+    path: &Path,
+    values: impl IntoIterator<Item = &'a str>,
+) -> Result<(), CgroupError> {
+    let err = |value: &str, source| CgroupError::Write {
+        path: path.to_owned(),
+        value: value.to_owned(),
+        source,
+    };
+    let mut values = values.into_iter().peekable();
+    let Some(first) = values.peek().copied() else {
+        return Ok(());
+    };
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| err(first, e))?;
+    for value in values {
+        let n = f.write(value.as_bytes()).map_err(|e| err(value, e))?;
+        if n != value.len() {
+            let short = io::Error::new(io::ErrorKind::WriteZero, "short write to a cgroup file");
+            return Err(err(value, short));
+        }
+    }
+    Ok(())
+}
+
 /// [`write_raw`] with the error naming the file and the value.
 pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     write_raw(path, value).map_err(|source| CgroupError::Write {
@@ -56,6 +85,17 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
         value: value.to_owned(),
         source,
     })
+}
+
+/// How many threads this process has (`/proc/self/task`).
+pub(crate) fn thread_count() -> Result<usize, CgroupError> {
+    let dir = Path::new("/proc/self/task");
+    fs::read_dir(dir)
+        .map(Iterator::count)
+        .map_err(|source| CgroupError::Read {
+            path: dir.to_owned(),
+            source,
+        })
 }
 
 /// Space-separated words of a file such as `cgroup.controllers`.

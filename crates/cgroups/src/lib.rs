@@ -5,8 +5,8 @@
 //! the pod too; each app gets a cgroup inside the pod's:
 //!
 //! ```text
-//! <caller's cgroup>/            in every mounted hierarchy (v1 cpu, memory, pids, …,
-//!   rkt-<uuid>/                 name=systemd, and the unified one)
+//! <caller's cgroup>/            in the hierarchies of POD_CONTROLLERS (v1 memory, cpu,
+//!   rkt-<uuid>/                 cpuacct, pids, devices) and the unified one
 //!     _supervisor/              stage1 and the pod's PID 1
 //!     <app>/                    one per app; limits are set here
 //! ```
@@ -14,9 +14,8 @@
 //! ```no_run
 //! use rkt_cgroups::{Cgroup, CpuQuota, Hierarchies, Limits};
 //! # fn main() -> Result<(), rkt_cgroups::CgroupError> {
-//! let h = Hierarchies::discover()?;
-//! let me = std::process::id() as i32;
-//! let pod = Cgroup::create_pod_with_supervisor(&h, "rkt-4b1c0d2e", me)?.pod;
+//! let h = Hierarchies::discover()?.for_controllers(rkt_cgroups::POD_CONTROLLERS);
+//! let pod = Cgroup::create_pod_for_self(&h, "rkt-4b1c0d2e")?.pod;
 //! std::fs::write("/var/lib/rkt/pods/run/4b1c0d2e/cgroup", serde_json::to_vec(&pod).unwrap()).unwrap();
 //! let app = pod.create_child("web")?;
 //! app.set_limits(&Limits { memory_max: Some(256 << 20), cpu_quota: Some(CpuQuota::from_millicores(500)), ..Limits::default() })?;
@@ -38,10 +37,18 @@
 //! a controller-less cgroup2 at `/sys/fs/cgroup/unified`) put limits in v1 and track processes
 //! in both.
 //!
+//! # Moving processes cheaply
+//! A pid written to `cgroup.procs` takes the kernel's global threadgroup lock, whose first
+//! taking after a quiet spell waits for an RCU grace period: ~8 ms, most of a pod's start.
+//! Two paths avoid it, and stage1 uses them: a single-threaded process moves itself in the v1
+//! hierarchies through `tasks` ([`Cgroup::join_v1`]), and a child is forked straight into the
+//! cgroup2 directory ([`Cgroup::open_v2`], `clone3(CLONE_INTO_CGROUP)`).
+//!
 //! # cgroup v2's no-internal-processes rule
 //! On v2 a cgroup can pass controllers to its children only while it holds no processes
 //! itself. The caller's cgroup holds the caller, so [`Cgroup::create_pod_with_supervisor`]
-//! moves the caller into `<pod>/_supervisor` first and then enables the controllers top-down
+//! (and [`Cgroup::create_pod_for_self`], when that helps) moves the caller into
+//! `<pod>/_supervisor` first and then enables the controllers top-down
 //! (what crun and runc do in nested setups, and what Docker-in-Docker's entrypoint does by
 //! hand). If the caller shares its cgroup with other processes, rkt does not move them: the
 //! pod runs without controllers and a limit is an error that says so and suggests
@@ -72,6 +79,11 @@ pub use limits::{CpuQuota, Limits, cpu_max_value, cpu_shares_to_weight};
 /// Name of the leaf cgroup, below the pod's, that holds stage1 and the supervisor. The
 /// underscore keeps it apart from app names (appc names allow only `[a-z0-9-]`).
 pub const SUPERVISOR: &str = "_supervisor";
+
+/// The v1 controllers whose hierarchies get pod cgroups (see
+/// [`Hierarchies::for_controllers`]): the ones rkt sets limits with or reads, plus `devices`
+/// for the device list. The cgroup2 hierarchy is always used.
+pub const POD_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "devices"];
 
 /// cgroup2 controllers enabled for children on the way down to rkt's cgroups, where offered:
 /// the ones rkt sets limits with or reads. Change with [`Hierarchies::with_v2_controllers`].

@@ -4,7 +4,8 @@
 //! A cgroup's children can use a controller only if the cgroup lists it in
 //! `cgroup.subtree_control`, and a non-root cgroup may do so only while it holds no processes
 //! itself ("no internal processes"). So controllers are enabled top-down, each cgroup on the
-//! way holding only child cgroups; see [`crate::Cgroup::create_pod_with_supervisor`] for how
+//! way holding only child cgroups; see [`crate::Cgroup::create_pod_with_supervisor`] and
+//! [`crate::Cgroup::create_pod_for_self`] for how
 //! the process that starts a pod steps out of the way.
 
 use std::path::Path;
@@ -68,6 +69,28 @@ pub(crate) fn enable_subtree(dir: &Path, wanted: &[String]) -> Result<(), Cgroup
         }
     }
     Ok(())
+}
+
+/// Whether the caller's cgroup `dir` could enable one of `wanted` for its children if process
+/// `pid` left it: it is not the root, offers such a controller without passing it down yet, and
+/// `pid` is its only process.
+pub(crate) fn held_back_only_by(
+    dir: &Path,
+    wanted: &[String],
+    pid: i32,
+) -> Result<bool, CgroupError> {
+    if is_root(dir) {
+        return Ok(false);
+    }
+    let offered = fsutil::read_words(&dir.join("cgroup.controllers"))?;
+    let enabled = fsutil::read_words(&dir.join("cgroup.subtree_control"))?;
+    if !wanted
+        .iter()
+        .any(|c| offered.contains(c) && !enabled.contains(c))
+    {
+        return Ok(false);
+    }
+    Ok(fsutil::read_pids(dir)? == [pid])
 }
 
 /// Why `controller` is not in `dir`'s `cgroup.controllers`, and what to do: walks up to the

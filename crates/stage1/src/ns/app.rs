@@ -2,8 +2,8 @@
 //! right order", every step's failure reported to the supervisor as a
 //! [`ChildError`](crate::sync::ChildError).
 //!
-//! 1. die with the supervisor; wait until it has put us in the app's cgroup and recorded our
-//!    pid (sync 2);
+//! 1. die with the supervisor; wait until it releases us (sync 2); join the app's cgroup in
+//!    the v1 hierarchies (born in its cgroup2 one, see [`super::spawn`]);
 //! 2. stdio: log pipes and a new session, or the caller's terminal as foreground job;
 //! 3. our own mount and cgroup namespaces; the overlayfs rootfs; `/proc`, `/sys`, `/dev`, volumes,
 //!    `/etc` files, masked paths, read-only root ([`super::mounts`]); `pivot_root`;
@@ -18,6 +18,8 @@ use std::path::Path;
 
 use rustix::fs::{Mode, OFlags};
 use rustix::process::Signal;
+
+use rkt_cgroups::Cgroup;
 
 use super::mounts::{self, MountPlan};
 use super::podfiles::{EtcFiles, PodPaths};
@@ -49,6 +51,8 @@ pub struct AppSetup<'a> {
     pub etc: &'a EtcFiles,
     /// The pod's volumes.
     pub volumes: &'a [Volume],
+    /// The app's cgroup.
+    pub cgroup: &'a Cgroup,
     /// The compiled seccomp filter, if the app has one.
     pub seccomp: Option<&'a BpfProgram>,
     /// `oom_score_adj` to set, already clamped to what this process may set.
@@ -72,6 +76,10 @@ fn setup_and_exec(setup: AppSetup<'_>, sync: &mut ChildSide) -> Result<Infallibl
         .map_err(|e| ChildError::new("start", "set the parent-death signal").errno(e))?;
     sync.wait_release()
         .map_err(|e| ChildError::new("start", "wait for the supervisor").message(e.to_string()))?;
+    setup
+        .cgroup
+        .join_v1()
+        .map_err(|e| ChildError::new("cgroup", "join the app's cgroup").message(error_chain(&e)))?;
     rustix::process::umask(Mode::empty());
     // 2.
     let interactive = matches!(setup.stdio, ChildStdio::Interactive);
@@ -147,6 +155,18 @@ fn setup_and_exec(setup: AppSetup<'_>, sync: &mut ChildSide) -> Result<Infallibl
     // 6.
     confine::install_seccomp(setup.seccomp)?;
     Err(exec::exec(&path, &argv, &env))
+}
+
+/// An error and its sources, one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Every descriptor above stdio close-on-exec (the report pipe among them: it must stay open

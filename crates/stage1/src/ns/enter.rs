@@ -7,7 +7,7 @@
 //! app (it is in the app's cgroup) through a pidfd opened before the check, and its
 //! namespaces are joined through that pidfd, so a recycled pid cannot send the command
 //! elsewhere. stage1 joins the app's cgroup and PID namespace (which applies to children) and
-//! forks; the child joins the other namespaces (the pod's `/proc` would hide stage1 from
+//! forks (into the app's cgroup2 cgroup); the child joins the other namespaces (the pod's `/proc` would hide stage1 from
 //! itself) and the app's root, takes on the app's identity and confinement and execs. stage1
 //! waits for it, passing on signals, and exits with its status.
 
@@ -87,9 +87,10 @@ pub fn enter(pod_dir: &Path, app_name: &str, command: Vec<OsString>) -> Result<i
         None => None,
     };
 
-    let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+    // The app's cgroup: stage1 joins it in the v1 hierarchies (the command inherits them), the
+    // command is forked into it in the cgroup2 one (see `super::spawn`).
     cgroup
-        .add_process(me)
+        .join_v1()
         .map_err(|e| Stage1Error::cgroup("join the app's cgroup", e))?;
     // The PID namespace here (it applies to the child forked next); the others in the child,
     // which stage1 itself need not join.
@@ -110,9 +111,7 @@ pub fn enter(pod_dir: &Path, app_name: &str, command: Vec<OsString>) -> Result<i
     } else {
         command
     };
-    let child_pid = match rkt_sys::fork()
-        .map_err(|e| Stage1Error::sys("fork the command", std::io::Error::other(e)))?
-    {
+    let child_pid = match super::spawn::fork_into(&cgroup, "the command")? {
         rkt_sys::Fork::Child => {
             drop(parent);
             run_child(

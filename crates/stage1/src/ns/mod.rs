@@ -32,6 +32,7 @@ pub mod request;
 pub mod rootfs;
 pub mod run;
 pub mod signals;
+pub mod spawn;
 pub mod status;
 pub mod stop;
 pub mod supervisor;

@@ -39,7 +39,11 @@ pub fn run(pod_dir: &Path) -> Result<i32, Stage1Error> {
     let seccomp = compile_filters(&req)?;
     let oom_score_adj = clamp_oom_score_adj(&req.apps)?;
     let etc = podfiles::prepare(&paths, &req)?;
-    let (cgroups, devices) = cgroups(&paths, &req)?;
+    let Cgroups {
+        apps: cgroups,
+        supervisor: supervisor_cgroup,
+        devices,
+    } = cgroups(&paths, &req)?;
     if devices == DeviceControl::Unavailable && !insecure_paths(&req) {
         // Nothing would stop an app with CAP_MKNOD from making a node for the host's disk.
         super::error::warn(
@@ -59,9 +63,9 @@ pub fn run(pod_dir: &Path) -> Result<i32, Stage1Error> {
         what: "the supervisor".into(),
         source,
     })?;
-    let fork = rkt_sys::fork()
-        .map_err(|e| Stage1Error::sys("fork the supervisor", io::Error::other(e)))?;
-    let pid = match fork {
+    // stage1 is in the supervisor's leaf in the v1 hierarchies already; the fork puts the
+    // supervisor there in the cgroup2 one.
+    let pid = match super::spawn::fork_into(&supervisor_cgroup, "the supervisor")? {
         rkt_sys::Fork::Child => {
             drop(parent);
             let code = supervisor::main(
@@ -285,18 +289,25 @@ fn device_rules(req: &RunRequest) -> Vec<DeviceRule> {
     rules
 }
 
-/// The pod cgroup (recorded in `cgroup` before anything else can fail) and each app's, with
-/// its limits; and whether a device list is enforced.
-fn cgroups(
-    paths: &PodPaths,
-    req: &RunRequest,
-) -> Result<(Vec<Cgroup>, DeviceControl), Stage1Error> {
+/// What [`cgroups`] made.
+struct Cgroups {
+    /// Each app's cgroup, in request order.
+    apps: Vec<Cgroup>,
+    /// The supervisor's leaf, which stage1 has joined in the v1 hierarchies.
+    supervisor: Cgroup,
+    /// Whether a device list is enforced.
+    devices: DeviceControl,
+}
+
+/// The pod cgroup (recorded in `cgroup` before anything else can fail), the supervisor's leaf
+/// (joined, see [`Cgroup::create_pod_for_self`]) and each app's, with its limits.
+fn cgroups(paths: &PodPaths, req: &RunRequest) -> Result<Cgroups, Stage1Error> {
     let h = Hierarchies::discover()
-        .map_err(|e| Stage1Error::cgroup("find the cgroup hierarchies", e))?;
-    let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
-    let pod = Cgroup::create_pod_with_supervisor(&h, &format!("rkt-{}", req.uuid), me)
-        .map_err(|e| Stage1Error::cgroup("create the pod cgroup", e))?
-        .pod;
+        .map_err(|e| Stage1Error::cgroup("find the cgroup hierarchies", e))?
+        .for_controllers(rkt_cgroups::POD_CONTROLLERS);
+    let made = Cgroup::create_pod_for_self(&h, &format!("rkt-{}", req.uuid))
+        .map_err(|e| Stage1Error::cgroup("create the pod cgroup", e))?;
+    let (pod, supervisor) = (made.pod, made.supervisor);
     let record =
         serde_json::to_vec(&pod).map_err(|e| Stage1Error::sys("encode the pod cgroup", e))?;
     status::write_file(paths.root(), status::CGROUP, &record)?;
@@ -310,9 +321,6 @@ fn cgroups(
         cg.restrict_devices(&rules)
             .map_err(|e| Stage1Error::cgroup(format!("restrict the devices of {what}"), e))
     };
-    let supervisor = pod
-        .child(rkt_cgroups::SUPERVISOR)
-        .map_err(|e| Stage1Error::cgroup("find the supervisor cgroup", e))?;
     let devices = restrict(&supervisor, "the pod supervisor")?;
     let apps = req
         .apps
@@ -337,7 +345,11 @@ fn cgroups(
             Ok(cg)
         })
         .collect::<Result<Vec<_>, Stage1Error>>()?;
-    Ok((apps, devices))
+    Ok(Cgroups {
+        apps,
+        supervisor,
+        devices,
+    })
 }
 
 /// The pod's cgroup as `run` recorded it, if it did.

@@ -207,9 +207,8 @@ impl<'p, 'a> Supervisor<'p, 'a> {
                 Stage1Error::sys(format!("open the log file in {}", dir.display()), e)
             })?);
         }
-        let pid = match rkt_sys::fork()
-            .map_err(|e| Stage1Error::sys(format!("fork {}", what()), io::Error::other(e)))?
-        {
+        let cgroup = &self.pod.cgroups[i];
+        let pid = match super::spawn::fork_into(cgroup, &what())? {
             rkt_sys::Fork::Child => {
                 drop(parent);
                 drop(readers);
@@ -219,6 +218,7 @@ impl<'p, 'a> Supervisor<'p, 'a> {
                         paths: self.pod.paths,
                         etc: self.pod.etc,
                         volumes: &self.pod.req.volumes,
+                        cgroup,
                         seccomp: self.pod.seccomp[i].as_ref(),
                         oom_score_adj: self.pod.oom_score_adj[i],
                         stdio,
@@ -240,18 +240,17 @@ impl<'p, 'a> Supervisor<'p, 'a> {
                 lines: logs::Lines::default(),
             });
         }
-        // Sync 2: in its cgroup, its host pid on record, then let it go.
-        self.pod.cgroups[i]
-            .add_process(pid.as_raw())
-            .map_err(|e| Stage1Error::cgroup(format!("put {} in its cgroup", what()), e))?;
+        // Sync 2: born in its cgroup2 cgroup, it joins its v1 ones itself once released.
         let host_pid = host_pid(pid)?;
-        status::write_app_pid(self.pod.paths.root(), &req.name, host_pid)?;
         parent.release().map_err(|source| Stage1Error::Sync {
             what: what(),
             source,
         })?;
-        // Sync 3: exec'd, or its report.
-        match parent.wait_exec() {
+        // Sync 3: exec'd, or its report. Its pid goes on record either way, once it is in its
+        // cgroup everywhere (`rkt enter` checks that the recorded pid is the app's).
+        let exec = parent.wait_exec();
+        status::write_app_pid(self.pod.paths.root(), &req.name, host_pid)?;
+        match exec {
             Ok(Ok(())) => {
                 tracing::debug!("app {} started as pid {host_pid}", req.name);
                 Ok(())
