@@ -102,6 +102,7 @@ impl Cni {
         ports: &[PortMapping],
     ) -> Result<Vec<Attachment>, NetError> {
         validate_id(container_id, "container ID")?;
+        let netns = &absolute(netns)?;
         if !is_netns(netns) {
             return Err(NetError::NotANetns {
                 path: netns.to_path_buf(),
@@ -257,7 +258,8 @@ impl Cni {
         netns: &Path,
         container_id: &str,
     ) -> Result<(), NetError> {
-        let live = is_netns(netns).then_some(netns);
+        let netns = &absolute(netns)?;
+        let live = is_netns(netns).then_some(netns.as_path());
         let mut failed = Vec::new();
         for (name, entry) in cache::read_all(cache_dir)?.into_iter().rev() {
             let entry = match entry {
@@ -314,6 +316,7 @@ impl Cni {
         container_id: &str,
     ) -> Result<(), NetError> {
         validate_id(container_id, "container ID")?;
+        let netns = &absolute(netns)?;
         if !is_netns(netns) {
             return Err(NetError::NotANetns {
                 path: netns.to_path_buf(),
@@ -479,6 +482,11 @@ fn request(
         None => obj.remove("prevResult"),
     };
     serde_json::to_vec(&Value::Object(obj)).expect("JSON values serialize")
+}
+
+/// Plugins run in `/`, so `CNI_NETNS` must not be relative to the caller's directory.
+fn absolute(path: &Path) -> Result<PathBuf, NetError> {
+    std::path::absolute(path).map_err(|e| NetError::io("resolve", path, e))
 }
 
 fn snippet(out: &[u8]) -> String {

@@ -241,11 +241,12 @@ impl NetConfig {
         Value::Object(top)
     }
 
-    /// The same network speaking another spec version (chosen at attach time from what the
-    /// plugins support).
+    /// The same network settled on one spec version (chosen at attach time from what the
+    /// plugins support); `cniVersions` is dropped, so the cached form keeps that version.
     pub(crate) fn with_version(&self, version: String) -> NetConfig {
         NetConfig {
             cni_version: version,
+            cni_versions: Vec::new(),
             ..self.clone()
         }
     }

@@ -223,3 +223,82 @@ fn plugins_report_their_versions() {
         Err(NetError::InvalidName { .. })
     ));
 }
+
+sandbox_test! {
+    fn a_bridge_network_from_net_d_with_an_older_spec_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ipam, netd) = (dir.path().join("ipam"), dir.path().join("net.d"));
+        std::fs::create_dir_all(&netd).unwrap();
+        // rkt-era single-plugin file, spec 0.3.1: no prevResult on DEL, no CHECK.
+        std::fs::write(
+            netd.join("10-br.conf"),
+            format!(
+                r#"{{"cniVersion":"0.3.1","name":"br","type":"bridge","bridge":"rktbr0",
+                    "isGateway":true,"ipMasq":true,
+                    "ipam":{{"type":"host-local","subnet":"10.88.0.0/24","dataDir":"{}"}}}}"#,
+                ipam.display()
+            ),
+        )
+        .unwrap();
+        let user = rkt_net::load_networks(std::slice::from_ref(&netd)).unwrap();
+        let sel = parse_net_flag("br").unwrap();
+        let nets = resolve_networks(&sel, &user, &ipam).unwrap();
+        assert_eq!(
+            nets.iter().map(|(c, _)| c.name()).collect::<Vec<_>>(),
+            ["br", "default-restricted"]
+        );
+        let cni = Cni::rkt_default(&[netd]).unwrap();
+        let (da, db) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&da).unwrap();
+        std::fs::create_dir_all(&db).unwrap();
+        let (pa, pb) = (PodNs::new(&da), PodNs::new(&db));
+        let a = cni.attach(&da.join("net"), &pa.path, "pod-a", &nets, &[]).unwrap();
+        let b = cni.attach(&db.join("net"), &pb.path, "pod-b", &nets, &[]).unwrap();
+        assert_eq!((a[0].ifname.as_str(), a[1].ifname.as_str()), ("eth0", "eth1"));
+        assert!(in_net(v4(&a[0]), [10, 88, 0, 0], 24) && in_net(v4(&a[1]), [172, 31, 0, 0], 16));
+        pa.run(&format!("busybox ping -c 1 -W 2 {}", b[0].ips[0].addr));
+        // CHECK is not defined before 0.4.0, so the bridge network is skipped.
+        cni.check(&da.join("net"), &pa.path, "pod-a").unwrap();
+
+        cni.detach(&da.join("net"), &pa.path, "pod-a").unwrap();
+        cni.detach(&db.join("net"), &pb.path, "pod-b").unwrap();
+        assert!(leases(&ipam).is_empty(), "{:?}", leases(&ipam));
+        for pod in ["pod-a", "pod-b"] {
+            assert!(pod_nat_rules(pod).is_empty(), "{:?}", pod_nat_rules(pod));
+        }
+        // Only the bridge itself stays (the plugin never removes it), with no ports on it.
+        let links = veths();
+        assert!(links.is_empty(), "{links:?}");
+    }
+}
+
+sandbox_test! {
+    fn a_network_listing_versions_speaks_the_newest_its_plugins_know() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ipam, cache) = (dir.path().join("ipam"), dir.path().join("net"));
+        // The plugins here know up to 1.0.0; sending 1.1.0 would fail with CNI error 1.
+        let conf = NetConfig::from_json(
+            format!(
+                r#"{{"cniVersion":"1.1.0","cniVersions":["0.4.0","1.0.0","1.1.0"],"name":"vers",
+                    "plugins":[{{"type":"ptp","ipam":{{"type":"host-local",
+                    "subnet":"10.66.0.0/24","dataDir":"{}"}}}}]}}"#,
+                ipam.display()
+            )
+            .as_bytes(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(conf.cni_version(), "1.1.0");
+        let pod = PodNs::new(dir.path());
+        let cni = Cni::rkt_default(&[]).unwrap();
+        let atts = cni
+            .attach(&cache, &pod.path, "pod-v", &[(conf, NetworkRequest::new("vers"))], &[])
+            .unwrap();
+        assert!(in_net(v4(&atts[0]), [10, 66, 0, 0], 24));
+        let cached = std::fs::read_to_string(cache.join("vers.json")).unwrap();
+        assert!(cached.contains(r#""cniVersion": "1.0.0""#), "{cached}");
+        cni.check(&cache, &pod.path, "pod-v").unwrap();
+        cni.detach(&cache, &pod.path, "pod-v").unwrap();
+        assert!(leases(&ipam).is_empty() && veths().is_empty());
+    }
+}
