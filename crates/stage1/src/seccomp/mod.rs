@@ -125,7 +125,8 @@ pub enum SeccompError {
         "seccomp filters are only built for x86_64 and aarch64; this is {0} (use --insecure-options=seccomp)"
     )]
     UnsupportedArch(&'static str),
-    /// seccompiler refused the filter.
+    /// The policy does not make a valid filter (an empty rule, an argument past the sixth, or
+    /// more instructions than the kernel takes).
     #[error("could not compile the seccomp filter")]
     Compile(#[source] seccompiler::BackendError),
     /// The kernel refused the filter.

@@ -61,10 +61,11 @@ impl Arch {
         u32::try_from(id).unwrap_or(0)
     }
 
-    pub(crate) fn target(self) -> seccompiler::TargetArch {
+    /// The `AUDIT_ARCH_*` value the kernel puts in `seccomp_data.arch` (linux/audit.h).
+    pub(crate) fn audit_arch(self) -> u32 {
         match self {
-            Arch::X86_64 => seccompiler::TargetArch::x86_64,
-            Arch::Aarch64 => seccompiler::TargetArch::aarch64,
+            Arch::X86_64 => 0xc000_003e,
+            Arch::Aarch64 => 0xc000_00b7,
         }
     }
 }

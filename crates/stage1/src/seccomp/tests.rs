@@ -507,3 +507,234 @@ fn policy_round_trips_through_json() {
     let bad = text.replace("ENOTSUP", "ENOPE");
     assert!(serde_json::from_str::<SeccompPolicy>(&bad).is_err());
 }
+
+/// seccompiler's program for `policy` (its comparison chain, after the same architecture check
+/// and ENOSYS prologue): the reference our binary search must answer exactly like.
+fn reference(policy: &SeccompPolicy, arch: Arch) -> BpfProgram {
+    use seccompiler::{
+        SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+        SeccompRule, TargetArch,
+    };
+    let errno = SeccompAction::Errno(policy.errno.number());
+    let (on_match, otherwise) = match policy.mode {
+        Mode::Retain => (SeccompAction::Allow, errno),
+        Mode::Remove => (errno, SeccompAction::Allow),
+    };
+    let clone3 = arch.number("clone3");
+    let mut clone3_enosys = policy.mode == Mode::Retain;
+    let mut rules = std::collections::BTreeMap::new();
+    for (name, m) in &policy.syscalls {
+        let Some(nr) = arch.number(name) else {
+            continue;
+        };
+        if Some(nr) == clone3 {
+            clone3_enosys = policy.mode == Mode::Remove;
+            if clone3_enosys {
+                continue;
+            }
+        }
+        let r: Vec<SeccompRule> = match m {
+            Match::Always => Vec::new(),
+            Match::AnyOf(rs) => rs
+                .iter()
+                .map(|rule| {
+                    let conds = rule
+                        .iter()
+                        .map(|c| {
+                            let width = match c.width {
+                                Width::U32 => SeccompCmpArgLen::Dword,
+                                Width::U64 => SeccompCmpArgLen::Qword,
+                            };
+                            let op = match c.op {
+                                CmpOp::Eq => SeccompCmpOp::Eq,
+                                CmpOp::Ne => SeccompCmpOp::Ne,
+                                CmpOp::Lt => SeccompCmpOp::Lt,
+                                CmpOp::Le => SeccompCmpOp::Le,
+                                CmpOp::Gt => SeccompCmpOp::Gt,
+                                CmpOp::Ge => SeccompCmpOp::Ge,
+                                CmpOp::MaskedEq(mask) => SeccompCmpOp::MaskedEq(mask),
+                            };
+                            SeccompCondition::new(c.arg, width, op, c.value).unwrap()
+                        })
+                        .collect();
+                    SeccompRule::new(conds).unwrap()
+                })
+                .collect(),
+        };
+        rules.insert(i64::from(nr), r);
+    }
+    let target = match arch {
+        Arch::X86_64 => TargetArch::x86_64,
+        Arch::Aarch64 => TargetArch::aarch64,
+    };
+    let body: BpfProgram = SeccompFilter::new(rules, otherwise, on_match, target)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let jump = |code, k, jt, jf| seccompiler::sock_filter { code, jt, jf, k };
+    let mut checks = Vec::new();
+    if arch == Arch::X86_64 {
+        checks.push((0x35, 0x4000_0000));
+    }
+    if policy.mode == Mode::Retain {
+        checks.push((0x25, arch.last_known()));
+    }
+    if let (true, Some(nr)) = (clone3_enosys, clone3) {
+        checks.push((0x15, nr));
+    }
+    let mut prog = body[..3].to_vec();
+    prog.push(jump(0x20, 0, 0, 0));
+    let count = checks.len();
+    for (i, (op, k)) in checks.into_iter().enumerate() {
+        prog.push(jump(op, k, u8::try_from(count - i).unwrap(), 0));
+    }
+    prog.push(jump(0x05, 1, 0, 0));
+    prog.push(jump(0x06, ENOSYS, 0, 0));
+    prog.extend_from_slice(&body[3..]);
+    prog
+}
+
+/// Argument values around every constant a policy compares with, in both words, plus a few
+/// arbitrary ones.
+fn interesting_args(policy: &SeccompPolicy) -> Vec<u64> {
+    let mut v: BTreeSet<u64> = [0, 1, u64::MAX, 0xffff_ffff, 1 << 32, 0x8000_0000_0000_0000]
+        .into_iter()
+        .collect();
+    for m in policy.syscalls.values() {
+        let Match::AnyOf(rules) = m else { continue };
+        for c in rules.iter().flatten() {
+            let mut bases = vec![c.value];
+            if let CmpOp::MaskedEq(mask) = c.op {
+                bases.extend([mask, c.value | !mask, c.value & mask]);
+            }
+            for b in bases {
+                for d in [
+                    0u64,
+                    1,
+                    u64::MAX,
+                    1 << 32,
+                    (1 << 32) - 1,
+                    0xffff_ffff_0000_0000,
+                ] {
+                    v.insert(b.wrapping_add(d));
+                    v.insert(b ^ d);
+                }
+            }
+        }
+    }
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.insert(x);
+    }
+    v.into_iter().collect()
+}
+
+fn assert_same_answers(p: &SeccompPolicy, what: &str) {
+    for arch in Arch::ALL {
+        let ours = compile(p, arch).unwrap();
+        let theirs = reference(p, arch);
+        let aa = audit_arch(arch);
+        assert_eq!(run(&ours, 0x4000_0003, 3, NO_ARGS), RET_KILL_PROCESS);
+        let mut nrs: Vec<u32> = (0..=arch.last_known() + 3).collect();
+        nrs.extend([
+            0x3fff_ffff,
+            0x4000_0000,
+            0x4000_0001,
+            0x4000_0000 | 165,
+            u32::MAX,
+        ]);
+        for &n in &nrs {
+            assert_eq!(
+                run(&ours, aa, n, NO_ARGS),
+                run(&theirs, aa, n, NO_ARGS),
+                "{what} {arch:?} nr {n}"
+            );
+        }
+        let values = interesting_args(p);
+        for (name, m) in &p.syscalls {
+            let (Match::AnyOf(_), Some(n)) = (m, arch.number(name)) else {
+                continue;
+            };
+            for arg in 0..6 {
+                for &val in &values {
+                    let mut args = [0x1234_5678_9abc_def0; 6];
+                    args[arg] = val;
+                    assert_eq!(
+                        run(&ours, aa, n, args),
+                        run(&theirs, aa, n, args),
+                        "{what} {arch:?} {name} args {args:x?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_binary_search_answers_as_seccompilers_chain_did() {
+    for group in known_groups() {
+        for mode in ["retain", "remove"] {
+            if let Some(p) = spec(&format!("mode={mode},{group}")).to_policy().unwrap() {
+                assert_same_answers(&p, &format!("{mode} {group}"));
+            }
+        }
+    }
+    assert_same_answers(&default_policy(), "default");
+    // Every comparison, on both widths, over several arguments and rules.
+    for mode in [Mode::Retain, Mode::Remove] {
+        let ops = [
+            CmpOp::Eq,
+            CmpOp::Ne,
+            CmpOp::Lt,
+            CmpOp::Le,
+            CmpOp::Gt,
+            CmpOp::Ge,
+            CmpOp::MaskedEq(0x0000_00ff_0000_f0f0),
+        ];
+        let mut syscalls = BTreeMap::new();
+        for (i, name) in ["read", "write", "openat", "close", "mmap", "ioctl", "fcntl"]
+            .into_iter()
+            .enumerate()
+        {
+            let mut rules = Vec::new();
+            for width in [Width::U32, Width::U64] {
+                let value = 0x0000_0012_8000_0030u64 + i as u64;
+                rules.push(vec![
+                    ArgCmp {
+                        arg: u8::try_from(i % 6).unwrap(),
+                        width,
+                        op: ops[i],
+                        value,
+                    },
+                    ArgCmp {
+                        arg: 5,
+                        width: Width::U64,
+                        op: CmpOp::Ne,
+                        value: 7,
+                    },
+                ]);
+            }
+            syscalls.insert(name.to_owned(), Match::AnyOf(rules));
+        }
+        syscalls.insert("getpid".to_owned(), Match::Always);
+        let p = SeccompPolicy {
+            mode,
+            errno: Errno::from_name("EACCES").unwrap(),
+            syscalls,
+        };
+        assert_same_answers(&p, &format!("{mode:?} every comparison"));
+    }
+    // And it is much shorter: a dozen instructions a call, not one per allowed syscall.
+    let p = default_policy();
+    let ours = compile(&p, Arch::X86_64).unwrap();
+    let theirs = reference(&p, Arch::X86_64);
+    assert!(
+        ours.len() * 3 < theirs.len(),
+        "{} vs {}",
+        ours.len(),
+        theirs.len()
+    );
+}
