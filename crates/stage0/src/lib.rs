@@ -12,6 +12,7 @@ pub mod exec;
 pub mod export;
 pub mod ops;
 pub mod pod_manifest;
+pub mod ports;
 pub mod prepare;
 pub mod quantity;
 pub mod spec;
