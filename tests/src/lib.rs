@@ -12,6 +12,7 @@
 
 pub mod compress;
 pub mod fixtures;
+pub mod netns;
 pub mod push;
 pub mod registry;
 pub mod rkt;

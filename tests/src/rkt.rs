@@ -111,7 +111,13 @@ impl Rkt {
     }
 
     /// A command running `rkt ARGS…` in this sandbox; it dies with the test process.
+    ///
+    /// Network safety: `rkt run` and `rkt prepare` without a `--net` flag get `--net=none`
+    /// here, since rkt's own default (`--net=default`) would put veths, routes and NAT rules
+    /// into whatever network namespace the test runs in. Tests of pod networking pass `--net`
+    /// themselves and run inside [`crate::netns::sandboxed`].
     pub fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
+        let args = with_safe_net(args);
         let mut c = crate::spawn::tied_command(&self.bin);
         c.arg("--dir")
             .arg(self.dir())
@@ -119,7 +125,7 @@ impl Rkt {
             .arg(self.local_config())
             .arg("--system-config")
             .arg(self.system_config())
-            .args(args)
+            .args(&args)
             .stdin(Stdio::null())
             .env("HOME", self.home())
             .env_remove("DOCKER_CONFIG")
@@ -219,4 +225,21 @@ impl fmt::Display for RktOutput {
             self.command, self.status, self.stdout, self.stderr
         )
     }
+}
+
+/// `args` with `--net=none` after a `run` or `prepare` verb that has no `--net` of its own
+/// (see [`Rkt::command`]).
+fn with_safe_net<S: AsRef<OsStr>>(args: &[S]) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<std::ffi::OsString> = args.iter().map(|a| a.as_ref().to_owned()).collect();
+    let verb = v.iter().position(|a| !a.to_string_lossy().starts_with('-'));
+    if let Some(i) = verb
+        && matches!(v[i].to_str(), Some("run" | "prepare"))
+        && !v.iter().any(|a| {
+            let a = a.to_string_lossy();
+            a == "--net" || a.starts_with("--net=")
+        })
+    {
+        v.insert(i + 1, "--net=none".into());
+    }
+    v
 }

@@ -8,8 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
+use rkt_net::NetSelection;
 use rkt_pod::Pods;
 use rkt_stage0::exec::{exec_stage1, stage1_binary};
+use rkt_stage0::ports::PortFlag;
 use rkt_stage0::prepare::{AppInput, prepare};
 use rkt_stage0::spec::{PodSpec, Stage1Location};
 use rkt_stage1::abi::{NetMode, REQUEST_FILE, RunRequest};
@@ -19,15 +21,6 @@ use rkt_types::{ImageSource, PullPolicy};
 use crate::fetch::{FetchFlags, runtime};
 use crate::global::GlobalArgs;
 use crate::pod_args::{parse_apps, parse_kv};
-
-/// Network modes available until CNI networks land.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Net {
-    /// Share the host's network namespace.
-    Host,
-    /// A private network namespace with loopback only.
-    None,
-}
 
 /// IPC namespace choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -49,9 +42,14 @@ pub struct PodFlags {
     /// The pod's hostname [default: rkt-<uuid>]
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Network: none (loopback only) or host. CNI networks come in a later release.
-    #[arg(long, default_value = "none")]
-    pub net: Net,
+    /// Networks: default, default-restricted, none, host, all, or CNI networks from net.d,
+    /// comma-separated, each with optional CNI_ARGS (NAME:K=V;K2=V2)
+    #[arg(long, default_value = "default", value_name = "NETS", value_parser = parse_net)]
+    pub net: NetSelection,
+    /// Forward a host port to the pod: NAME:[HOSTIP:]HOSTPORT for a port an image declares, or
+    /// PROTO:PODPORT:[HOSTIP:]HOSTPORT (repeatable; needs a contained network)
+    #[arg(long, value_parser = parse_port)]
+    pub port: Vec<PortFlag>,
     /// IPC namespace
     #[arg(long, default_value = "auto")]
     pub ipc: Ipc,
@@ -136,9 +134,9 @@ pub struct RunPreparedArgs {
           default_value = "false", default_missing_value = "true", value_name = "BOOL",
           value_parser = clap::builder::BoolishValueParser::new())]
     pub interactive: bool,
-    /// Override the network chosen at prepare time
-    #[arg(long)]
-    pub net: Option<Net>,
+    /// Override the networks chosen at prepare time (as `run --net`)
+    #[arg(long, value_name = "NETS", value_parser = parse_net)]
+    pub net: Option<NetSelection>,
     /// Override the hostname chosen at prepare time
     #[arg(long)]
     pub hostname: Option<String>,
@@ -155,11 +153,29 @@ fn parse_mount_flag(s: &str) -> Result<rkt_stage0::volumes::MountSpec, String> {
     rkt_stage0::volumes::parse_mount(s).map_err(|e| e.to_string())
 }
 
-fn net_mode(n: Net) -> NetMode {
-    match n {
-        Net::Host => NetMode::Host,
-        Net::None => NetMode::None,
-    }
+fn parse_net(s: &str) -> Result<NetSelection, String> {
+    rkt_net::parse_net_flag(s).map_err(|e| e.to_string())
+}
+
+fn parse_port(s: &str) -> Result<PortFlag, String> {
+    rkt_stage0::ports::parse_port_flag(s).map_err(|e| e.to_string())
+}
+
+/// The request's network mode: `selection` resolved against the configuration's `net.d`
+/// directories, with `ports` forwarded.
+fn net_mode(
+    g: &GlobalArgs,
+    config: &rkt_config::Config,
+    selection: &NetSelection,
+    ports: Vec<rkt_net::PortMapping>,
+) -> anyhow::Result<NetMode> {
+    let net_d = rkt_stage0::net::net_d_dirs(&[&g.system_config, &g.local_config]);
+    Ok(rkt_stage0::net::net_mode(
+        selection,
+        &net_d,
+        &g.data_dir(config),
+        ports,
+    )?)
 }
 
 /// Fetches the images and writes the pod directory; returns the preparing pod.
@@ -214,6 +230,9 @@ fn prepare_pod(
         });
     }
     drop(rt);
+    let configs: Vec<&rkt_types::ImageConfig> = inputs.iter().map(|i| &i.image.config).collect();
+    let ports = rkt_stage0::ports::resolve_ports(&a.pod.port, &configs)?;
+    let net = net_mode(g, &config, &a.pod.net, ports)?;
     let mut set_env_files = Vec::new();
     for f in &a.pod.set_env_file {
         set_env_files.push(rkt_stage0::env::read_env_file(f)?);
@@ -221,7 +240,7 @@ fn prepare_pod(
     let spec = PodSpec {
         name: a.pod.name.clone(),
         hostname: a.pod.hostname.clone(),
-        net: net_mode(a.pod.net),
+        net,
         ipc_host: a.pod.ipc == Ipc::Parent,
         dns: a.pod.dns.clone(),
         dns_search: a.pod.dns_search.clone(),
@@ -275,6 +294,7 @@ fn read_pod_manifest(a: &RunArgs) -> anyhow::Result<Option<PodManifest>> {
     let p = &a.pod;
     let set = [
         ("--ipc", p.ipc != Ipc::Auto),
+        ("--port", !p.port.is_empty()),
         (
             "--dns*",
             !p.dns.is_empty() || !p.dns_search.is_empty() || !p.dns_opt.is_empty(),
@@ -363,8 +383,13 @@ pub fn run_prepared(g: &GlobalArgs, a: RunPreparedArgs) -> anyhow::Result<ExitCo
                 req.interactive = true;
                 req.apps[0].stdio = rkt_stage1::abi::Stdio::Interactive;
             }
-            if let Some(n) = a.net {
-                req.net = net_mode(n);
+            if let Some(n) = &a.net {
+                // The ports were resolved against the images at prepare time.
+                let ports = match &req.net {
+                    NetMode::Contained { ports, .. } => ports.clone(),
+                    _ => Vec::new(),
+                };
+                req.net = net_mode(g, &config, n, ports)?;
             }
             if let Some(h) = &a.hostname {
                 req.hostname = h.clone();

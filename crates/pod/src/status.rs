@@ -44,6 +44,15 @@ pub mod files {
     pub const STARTED: &str = "started";
     /// Exists once every app has been started. Written by the supervisor.
     pub const READY: &str = "ready";
+    /// The pod's network namespace (a bind mount of an nsfs file), while its networks are up.
+    /// Made by stage1, removed by stage1 when the pod ends or by its `gc`.
+    pub const NETNS: &str = "netns";
+    /// Directory of the CNI result cache, one `<network>.json` per network joined (what DEL
+    /// needs). Written by stage1.
+    pub const NET_CACHE_DIR: &str = "net";
+    /// The pod's place on each network (JSON list of `rkt_net::Attachment`), for `rkt list`
+    /// and `rkt status`; kept after the networks are torn down. Written by stage1.
+    pub const NET_INFO: &str = "net-info.json";
     /// Directory holding one directory per app (`apps/<app>/`).
     pub const APPS_DIR: &str = "apps";
     /// In `apps/<app>/`: host pid of the app's process. Written by the supervisor.

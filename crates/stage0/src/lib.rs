@@ -10,6 +10,7 @@ pub mod build;
 pub mod env;
 pub mod exec;
 pub mod export;
+pub mod net;
 pub mod ops;
 pub mod pod_manifest;
 pub mod ports;
@@ -34,6 +35,9 @@ pub enum Stage0Error {
     /// The environment could not be built.
     #[error(transparent)]
     Env(#[from] env::EnvError),
+    /// The networks asked for could not be resolved.
+    #[error(transparent)]
+    Net(#[from] rkt_net::NetError),
     /// The stage1 binary could not be found or started.
     #[error("cannot start stage1 {path}")]
     Stage1 {

@@ -71,7 +71,7 @@ pub struct PodView {
     pub ready: bool,
     /// Apps.
     pub apps: Vec<AppView>,
-    /// Networks (name and address); empty until CNI networks exist.
+    /// Networks, as `name:ip4=ADDR` (from `net-info.json`); kept after the pod exited.
     pub networks: Vec<String>,
     /// The pod directory.
     #[serde(skip)]
@@ -123,7 +123,7 @@ pub fn view(info: &PodInfo) -> PodView {
         },
         ready: status::is_ready(dir).unwrap_or(false),
         apps,
-        networks: Vec::new(),
+        networks: crate::net::pod_networks(dir),
         dir: dir.clone(),
         pod_state: info.state,
     }

@@ -53,6 +53,10 @@ pub struct RunRequest {
     /// Bind the host's `/etc/resolv.conf` (`--dns=host`) instead of `resolv_conf`.
     #[serde(default)]
     pub resolv_conf_from_host: bool,
+    /// Do not generate `/etc/resolv.conf` from the DNS settings CNI networks report
+    /// (`--dns=none`); with neither this nor `resolv_conf`, a network's DNS wins over the image's.
+    #[serde(default)]
+    pub ignore_network_dns: bool,
     /// The single app gets the caller's terminal (`--interactive`).
     #[serde(default)]
     pub interactive: bool,
@@ -71,6 +75,36 @@ pub enum NetMode {
     Host,
     /// A private network namespace with loopback only (`--net=none`).
     None,
+    /// A private network namespace joined to CNI networks (`--net=default`, named networks).
+    Contained {
+        /// The networks, in attach order (`eth0`, `eth1`, …), resolved by stage0.
+        networks: Vec<Network>,
+        /// Host ports forwarded into the pod (`--port`), exactly as CNI's `portMappings`.
+        #[serde(default)]
+        ports: Vec<rkt_net::PortMapping>,
+        /// Where plugins are looked up, in order (`CNI_PATH`).
+        plugin_dirs: Vec<PathBuf>,
+    },
+}
+
+impl NetMode {
+    /// Whether the pod has a network namespace of its own.
+    pub fn private(&self) -> bool {
+        !matches!(self, NetMode::Host)
+    }
+}
+
+/// One CNI network a pod joins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    /// The network's name (the configuration's `name`).
+    pub name: String,
+    /// The CNI configuration, in `.conflist` form (`name`, `cniVersion`, `plugins`), with
+    /// everything stage0 resolved (the built-in networks' IPAM `dataDir`, for one).
+    pub config: serde_json::Value,
+    /// `CNI_ARGS` pairs from `--net=name:K=V;…`, in order.
+    #[serde(default)]
+    pub args: Vec<(String, String)>,
 }
 
 /// A pod volume.

@@ -341,13 +341,15 @@ impl Store {
     pub fn touch(&self, id: &Digest) -> Result<(), StoreError> {
         let err = |e| StoreError::db("update an image", &self.index_path(), e);
         let conn = self.conn();
-        conn.pragma_update(None, "synchronous", "OFF").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "OFF")
+            .map_err(err)?;
         let n = conn.execute(
             "UPDATE images SET last_used = ?1 WHERE id = ?2",
             params![now_ms(), id.to_string()],
         );
         // Every other write keeps full durability.
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
         let n = n.map_err(err)?;
         if n == 0 {
             return Err(not_indexed(id));

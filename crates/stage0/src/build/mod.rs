@@ -89,6 +89,7 @@ pub fn build(
         resolv_conf,
         hosts_from_host,
         resolv_conf_from_host,
+        ignore_network_dns: pod.dns.iter().any(|d| d == "none"),
         interactive: pod.interactive,
         volumes: pod.volumes.clone(),
         apps: requests,
@@ -497,7 +498,7 @@ pub fn held_capabilities() -> Option<caps::CapSet> {
 
 /// Whether the pod has its own network namespace.
 pub fn private_net(net: &NetMode) -> bool {
-    !matches!(net, NetMode::Host)
+    net.private()
 }
 
 #[cfg(test)]

@@ -107,6 +107,15 @@ pub enum Stage1Error {
         #[source]
         source: rkt_pod::PodError,
     },
+    /// A network could not be set up or torn down.
+    #[error("could not {what}")]
+    Network {
+        /// What we were doing.
+        what: String,
+        /// Why (a plugin's own error included).
+        #[source]
+        source: Box<rkt_net::NetError>,
+    },
     /// An entrypoint met the pod in a state it cannot work on.
     #[error("{0}")]
     State(String),

@@ -7,7 +7,7 @@
 //!   app's process ([`app`]);
 //! - [`enter`](enter::enter): a command inside a running app, confined as the app is;
 //! - [`stop`](stop::stop): SIGTERM or SIGKILL to the pod's supervisor;
-//! - [`gc`](gc::gc): removes the pod's cgroups.
+//! - [`gc`](gc::gc): takes the pod off its networks and removes its cgroups.
 //!
 //! stage1 and every process it forks are single-threaded from start to `execve` (no tokio,
 //! no threads: `rkt_sys::fork` refuses otherwise). Exit status: the pod's (an app's code
@@ -27,6 +27,7 @@ pub mod logs;
 pub mod masked;
 pub mod mount;
 pub mod mounts;
+pub mod network;
 pub mod podfiles;
 pub mod request;
 pub mod rootfs;

@@ -195,6 +195,7 @@ mod tests {
             resolv_conf: Some("nameserver 127.0.0.53\n".into()),
             hosts_from_host: false,
             resolv_conf_from_host: false,
+            ignore_network_dns: false,
             interactive: false,
             volumes: vec![Volume {
                 name: "scratch".into(),

@@ -171,6 +171,7 @@ pub(crate) mod tests {
             resolv_conf: None,
             hosts_from_host: false,
             resolv_conf_from_host: false,
+            ignore_network_dns: false,
             interactive: false,
             volumes: vec![],
             apps,

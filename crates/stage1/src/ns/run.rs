@@ -8,6 +8,7 @@
 //! passes on the signals it is sent, and exits with the supervisor's status, which is the
 //! pod's. It keeps the pod lock (`RKT_LOCK_FD`) open all along; so does the supervisor.
 
+use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,8 @@ use rkt_cgroups::{Cgroup, CpuQuota, DEFAULT_DEVICES, DeviceControl, DeviceRule, 
 use rustix::process::Signal;
 
 use super::error::Stage1Error;
-use super::podfiles::{self, PodPaths};
+use super::network::{self, PodNetwork};
+use super::podfiles::{self, EtcFiles, EtcSource, PodPaths};
 use super::supervisor::{self, Pod};
 use super::{request, signals, status};
 use crate::abi::{AppRequest, LOCK_FD_ENV, RunRequest, VolumeKind};
@@ -38,13 +40,51 @@ pub fn run(pod_dir: &Path) -> Result<i32, Stage1Error> {
     let paths = PodPaths::new(pod_dir);
     let seccomp = compile_filters(&req)?;
     let oom_score_adj = clamp_oom_score_adj(&req.apps)?;
-    let etc = podfiles::prepare(&paths, &req)?;
+    let mut etc = podfiles::prepare(&paths, &req)?;
+    let net = network::setup(&paths, &req)?;
+    let result = (|| {
+        if let Some(net) = &net {
+            network_dns(&paths, &req, net, &mut etc)?;
+        }
+        start_and_wait(
+            &paths,
+            &mut req,
+            &etc,
+            net.as_ref(),
+            &seccomp,
+            &oom_score_adj,
+        )
+    })();
+    if let Some(net) = net {
+        // While the lock is held, so that no gc runs the same DELs alongside.
+        drop(net.netns);
+        if let Err(e) = network::teardown(paths.root(), &req.uuid, &net.plugin_dirs) {
+            super::error::warn(&format!(
+                "{} (rkt gc will try again)",
+                super::error::error_line(&e)
+            ));
+        }
+    }
+    drop(lock);
+    result
+}
+
+/// Creates the cgroups, forks the supervisor into a new PID namespace and waits for it;
+/// returns the pod's exit status.
+fn start_and_wait(
+    paths: &PodPaths,
+    req: &mut RunRequest,
+    etc: &EtcFiles,
+    net: Option<&PodNetwork>,
+    seccomp: &[Option<BpfProgram>],
+    oom_score_adj: &[Option<i32>],
+) -> Result<i32, Stage1Error> {
     let Cgroups {
         apps: cgroups,
         supervisor: supervisor_cgroup,
         devices,
-    } = cgroups(&paths, &req)?;
-    if devices == DeviceControl::Unavailable && !insecure_paths(&req) {
+    } = cgroups(paths, req)?;
+    if devices == DeviceControl::Unavailable && !insecure_paths(req) {
         // Nothing would stop an app with CAP_MKNOD from making a node for the host's disk.
         super::error::warn(
             "this host has no cgroup v1 devices controller; apps run without CAP_MKNOD so they \
@@ -54,32 +94,63 @@ pub fn run(pod_dir: &Path) -> Result<i32, Stage1Error> {
             app.caps.remove(crate::caps::Capability::CAP_MKNOD);
         }
     }
+    let req = &*req;
 
-    let foreground = terminal_foreground(&req);
+    let foreground = terminal_foreground(req);
     signals::block()?;
+    // The networks are torn down after the pod's PID namespace is gone, by plugins forked from
+    // here: their PID namespace has to be this one again by then.
+    let host_pidns = match net {
+        Some(_) => Some(
+            File::open("/proc/self/ns/pid")
+                .map_err(|e| Stage1Error::sys("open this process's PID namespace", e))?,
+        ),
+        None => None,
+    };
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)
         .map_err(|e| Stage1Error::sys("create the pod's PID namespace", e))?;
+    let result = supervise(
+        paths,
+        req,
+        &Pod {
+            req,
+            paths,
+            etc,
+            cgroups: &cgroups,
+            seccomp,
+            oom_score_adj,
+            interactive: request::is_interactive(req),
+            netns: net.map(|n| &n.netns),
+        },
+        &supervisor_cgroup,
+    );
+    if let Some(ns) = host_pidns {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWPID)
+            .map_err(|e| Stage1Error::sys("return to the host's PID namespace", e))?;
+    }
+    if let Some(pgrp) = foreground {
+        restore_foreground(pgrp);
+    }
+    result
+}
+
+/// Forks the supervisor, releases it once its pid is on record and waits for it.
+fn supervise(
+    paths: &PodPaths,
+    req: &RunRequest,
+    pod: &Pod<'_>,
+    supervisor_cgroup: &Cgroup,
+) -> Result<i32, Stage1Error> {
     let (mut parent, child) = sync::channel().map_err(|source| Stage1Error::Sync {
         what: "the supervisor".into(),
         source,
     })?;
     // stage1 is in the supervisor's leaf in the v1 hierarchies already; the fork puts the
     // supervisor there in the cgroup2 one.
-    let pid = match super::spawn::fork_into(&supervisor_cgroup, "the supervisor")? {
+    let pid = match super::spawn::fork_into(supervisor_cgroup, "the supervisor")? {
         rkt_sys::Fork::Child => {
             drop(parent);
-            let code = supervisor::main(
-                &Pod {
-                    req: &req,
-                    paths: &paths,
-                    etc: &etc,
-                    cgroups: &cgroups,
-                    seccomp: &seccomp,
-                    oom_score_adj: &oom_score_adj,
-                    interactive: request::is_interactive(&req),
-                },
-                child,
-            );
+            let code = supervisor::main(pod, child);
             std::process::exit(code)
         }
         rkt_sys::Fork::Parent(pid) => pid,
@@ -88,6 +159,7 @@ pub fn run(pod_dir: &Path) -> Result<i32, Stage1Error> {
     // Sync 1: the supervisor waits until its pid is on record.
     if let Err(e) = status::write_pid(paths.root(), pid.as_raw()) {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
         return Err(e);
     }
     parent.release().map_err(|source| Stage1Error::Sync {
@@ -97,12 +169,29 @@ pub fn run(pod_dir: &Path) -> Result<i32, Stage1Error> {
     drop(parent);
     let code = signals::forward_and_wait(pid)?;
     // Before the lock goes: whoever sees the pod exited must see how every app ended.
-    record_apps_killed_with_the_supervisor(&paths, &req);
-    if let Some(pgrp) = foreground {
-        restore_foreground(pgrp);
-    }
-    drop(lock);
+    record_apps_killed_with_the_supervisor(paths, req);
     Ok(code)
+}
+
+/// `/etc/resolv.conf` from the networks' DNS, unless `--dns` said otherwise (rkt's
+/// precedence: `--dns*`, then CNI, then a volume or the image's own).
+fn network_dns(
+    paths: &PodPaths,
+    req: &RunRequest,
+    net: &PodNetwork,
+    etc: &mut EtcFiles,
+) -> Result<(), Stage1Error> {
+    if req.resolv_conf.is_some() || req.resolv_conf_from_host || req.ignore_network_dns {
+        return Ok(());
+    }
+    let Some(text) = network::resolv_conf(&net.attachments) else {
+        return Ok(());
+    };
+    let file = paths.etc("resolv.conf");
+    std::fs::write(&file, text)
+        .map_err(|e| Stage1Error::sys(format!("write {}", file.display()), e))?;
+    etc.resolv_conf = EtcSource::Pod(file);
+    Ok(())
 }
 
 /// An app that started but whose exit the supervisor did not record died with it: the kernel

@@ -1,6 +1,7 @@
 //! The pod supervisor: PID 1 of the pod's PID namespace.
 //!
-//! It makes the pod's namespaces (mount, UTS, IPC unless shared, network for `--net=none`),
+//! It makes the pod's namespaces (mount, UTS, IPC unless shared, network for `--net=none`;
+//! it joins the one stage1 made for CNI networks),
 //! starts the apps one after another, then loops on a `signalfd` and the apps' stdout/stderr
 //! pipes with `poll`:
 //! - `SIGCHLD`: reap every child (as PID 1 it inherits orphans too); an app's exit is written
@@ -55,6 +56,8 @@ pub struct Pod<'a> {
     pub oom_score_adj: &'a [Option<i32>],
     /// Whether the one app has the caller's terminal.
     pub interactive: bool,
+    /// The pod's network namespace, made by stage1 for contained networking.
+    pub netns: Option<&'a OwnedFd>,
 }
 
 /// The supervisor's main: returns the pod's exit status. `release` is its end of the channel
@@ -68,7 +71,7 @@ pub fn main(pod: &Pod<'_>, mut release: ChildSide) -> i32 {
             source,
         })?;
         drop(release);
-        namespaces(pod.req)?;
+        namespaces(pod.req, pod.netns)?;
         Supervisor::new(pod)?.run()
     })();
     result.unwrap_or_else(|e| {
@@ -77,12 +80,16 @@ pub fn main(pod: &Pod<'_>, mut release: ChildSide) -> i32 {
     })
 }
 
-fn namespaces(req: &RunRequest) -> Result<(), Stage1Error> {
+fn namespaces(req: &RunRequest, netns: Option<&OwnedFd>) -> Result<(), Stage1Error> {
     let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS;
     if !req.ipc_host {
         flags |= CloneFlags::CLONE_NEWIPC;
     }
-    if req.net == NetMode::None {
+    if let Some(ns) = netns {
+        // Made by stage1 with its loopback up, and already on its networks.
+        nix::sched::setns(ns, CloneFlags::CLONE_NEWNET)
+            .map_err(|e| Stage1Error::sys("join the pod's network namespace", e))?;
+    } else if req.net == NetMode::None {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     nix::sched::unshare(flags).map_err(|e| Stage1Error::sys("create the pod's namespaces", e))?;

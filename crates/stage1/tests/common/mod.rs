@@ -177,6 +177,7 @@ impl TestPod {
                 resolv_conf: None,
                 hosts_from_host: false,
                 resolv_conf_from_host: false,
+                ignore_network_dns: false,
                 interactive: false,
                 volumes: vec![],
                 apps,

@@ -1,0 +1,131 @@
+//! The network sandbox every test of pod networking runs in.
+//!
+//! Network safety: such a test never touches the machine's own network namespace. [`sandboxed`]
+//! makes a fresh network namespace (`ip netns add`: only `lo`, no default route, no uplink) and
+//! re-runs the test binary inside it (`nsenter --net=… <this binary> --exact <test>`), with an
+//! environment variable telling that run to do the work. Everything the test starts (rkt, its
+//! stage1, CNI plugins, iptables) inherits the namespace, so veths, routes and NAT rules land
+//! there and lead nowhere. Only the network namespace changes (`ip netns exec` would also remount
+//! `/sys`, hiding the cgroup hierarchies pods need), so the pods' netns bind mounts are made on
+//! the host, where the test's checks for leftovers see them. The namespace is deleted when the
+//! test ends, pass or fail.
+
+use std::env;
+use std::fs;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const INNER: &str = "RKT_E2E_NET_SANDBOX";
+const DONE: &str = "RKT_E2E_NET_DONE";
+
+/// Defines a test whose body runs inside a fresh network namespace.
+#[macro_export]
+macro_rules! net_sandbox_test {
+    ($(#[$m:meta])* fn $name:ident() $body:block) => {
+        #[test]
+        $(#[$m])*
+        fn $name() {
+            let path = concat!(module_path!(), "::", stringify!($name));
+            // libtest names tests without the crate name.
+            let path = path.split_once("::").map_or(path, |(_, rest)| rest);
+            $crate::netns::sandboxed(path, || $body);
+        }
+    };
+}
+
+/// Whether this process is the run inside a sandbox.
+pub fn inside() -> bool {
+    env::var_os(INNER).is_some()
+}
+
+/// The sandbox's name (`ip netns` name), inside one.
+pub fn name() -> Option<String> {
+    env::var(INNER).ok()
+}
+
+/// Runs `body` in a fresh network namespace (see the module docs).
+pub fn sandboxed(test: &str, body: impl FnOnce()) {
+    if inside() {
+        body();
+        fs::write(env::var_os(DONE).expect("the sandbox sets DONE"), "ok").unwrap();
+        return;
+    }
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the networking tests need root"
+    );
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "rkte2e-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    let ns = Netns::add(&name);
+    run("ip", &["-n", &ns.0, "link", "set", "lo", "up"]);
+    let scratch = tempfile::tempdir().unwrap();
+    let done = scratch.path().join("done");
+    let status = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", ns.0))
+        .arg(env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(INNER, &ns.0)
+        .env(DONE, &done)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "{test} failed inside network namespace {}",
+        ns.0
+    );
+    assert!(done.exists(), "the run inside {} did not run {test}", ns.0);
+}
+
+/// A named network namespace, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn add(name: &str) -> Netns {
+        run("ip", &["netns", "add", name]);
+        Netns(name.to_string())
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Runs a command, asserts it succeeded, returns its stdout.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The network interfaces of the current network namespace, by name.
+pub fn links() -> Vec<String> {
+    run("ip", &["-o", "link", "show"])
+        .lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(|n| n.trim().split('@').next().unwrap_or("").to_string())
+        .collect()
+}
+
+/// The iptables rules of the current network namespace (`iptables-save`), empty if iptables
+/// has never been used here.
+pub fn iptables_rules() -> String {
+    let out = Command::new("iptables-save").output();
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(_) => String::new(),
+    }
+}
