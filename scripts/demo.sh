@@ -7,16 +7,20 @@
 #      (auth.d dockerAuth), as an administrator would put them in /etc/rkt;
 #   4. fetch it into the store (/var/lib/rkt, or $RKT_DIR) and verify it;
 #   5. run a pod from it — rkt execs into stage1, which isolates the app (namespaces,
-#      overlayfs, cgroups, seccomp, capabilities) and supervises it — then show the pod's
-#      state and logs, and garbage-collect it.
+#      overlayfs, cgroups, seccomp, capabilities), puts it on rkt's default CNI network and
+#      supervises it — then show the pod's state, address and logs, and garbage-collect it.
+#      The pod runs inside a throwaway network namespace made here, so that the demo leaves
+#      this machine's own network (interfaces, routes, NAT rules) exactly as it was.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release --bins
 work=$(mktemp -d)
 serve_pid=
+demo_net="rkt-demo-$$"
 cleanup() {
   [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null || true
+  ip netns del "$demo_net" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -39,11 +43,13 @@ set -x
 "${rkt[@]}" --insecure-options=image fetch "docker://$addr/busybox:latest"
 "${rkt[@]}" image list
 "${rkt[@]}" image verify "$addr/busybox:latest"
-"${rkt[@]}" --insecure-options=image run --uuid-file-save "$work/uuid" \
-  "docker://$addr/busybox:latest" --exec /bin/sh -- -c \
-  'echo "hello from pod $(hostname)"; grep -E "^(NoNewPrivs|Seccomp|CapEff)" /proc/self/status'
+ip netns add "$demo_net"
+nsenter --net="/run/netns/$demo_net" "${rkt[@]}" --insecure-options=image run \
+  --uuid-file-save "$work/uuid" "docker://$addr/busybox:latest" --exec /bin/sh -- -c \
+  'echo "hello from pod $(hostname)"; ip -4 -o addr show eth0;
+   grep -E "^(NoNewPrivs|Seccomp|CapEff)" /proc/self/status'
 "${rkt[@]}" list
 "${rkt[@]}" status --uuid-file "$work/uuid"
 "${rkt[@]}" logs "$(cat "$work/uuid")"
-"${rkt[@]}" rm --uuid-file "$work/uuid"
+nsenter --net="/run/netns/$demo_net" "${rkt[@]}" rm --uuid-file "$work/uuid"
 set +x

@@ -245,6 +245,24 @@ net_sandbox_test! {
             "cat /etc/resolv.conf 2>/dev/null; true",
         );
         assert!(!out.contains("10.77.0.53"), "--dns=none ignores the network's: {out}");
+
+        // all: every network, the built-ins too, in configuration file order.
+        let out = env.sh_ok(&["--net=all"], &[], "ip -4 -o addr");
+        for (ifname, net) in [("eth0", "10.77.0."), ("eth1", "172.31."), ("eth2", "172.16.28.")] {
+            assert!(
+                out.lines().any(|l| l.contains(ifname) && l.contains(net)),
+                "{ifname} should be on {net}: {out}"
+            );
+        }
+
+        // run-prepared may choose other networks than prepare did.
+        let uuid = env.ok(&["prepare", "--quiet", "--net=default", &busybox(), "--exec=/bin/sh",
+                            "--", "-c", "ip -4 -o addr show eth0"])
+            .stdout
+            .trim()
+            .to_string();
+        let out = env.ok(&["run-prepared", "--net=dnsnet", &uuid]);
+        assert!(out.stdout.contains("inet 10.77.0."), "{out}");
         assert_clean(&env);
     }
 }
