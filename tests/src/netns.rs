@@ -2,18 +2,24 @@
 //!
 //! Network safety: such a test never touches the machine's own network namespace. [`sandboxed`]
 //! makes a fresh network namespace (`ip netns add`: only `lo`, no default route, no uplink) and
-//! re-runs the test binary inside it (`nsenter --net=… <this binary> --exact <test>`), with an
-//! environment variable telling that run to do the work. Everything the test starts (rkt, its
-//! stage1, CNI plugins, iptables) inherits the namespace, so veths, routes and NAT rules land
-//! there and lead nowhere. Only the network namespace changes (`ip netns exec` would also remount
-//! `/sys`, hiding the cgroup hierarchies pods need), so the pods' netns bind mounts are made on
-//! the host, where the test's checks for leftovers see them. The namespace is deleted when the
-//! test ends, pass or fail.
+//! re-runs the test binary inside it, with an environment variable telling that run to do the
+//! work. Everything the test starts (rkt, its stage1, CNI plugins, iptables) inherits the
+//! namespace, so veths, routes and NAT rules land there and lead nowhere. The namespace is
+//! deleted when the test ends, pass or fail.
+//!
+//! How the run enters it ([`Enter`]): `nsenter --net=…` changes the network namespace only, so
+//! the cgroup hierarchies pods need stay visible and the pods' netns bind mounts are made on the
+//! host, where the test's checks for leftovers see them (rkt's end-to-end tests); `ip netns exec`
+//! also gives the run its own mount namespace and remounts `/sys`, so bind mounts the test makes
+//! vanish with it (the `rkt-net` tests, which start no pods).
 
 use std::env;
 use std::fs;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 const INNER: &str = "RKT_E2E_NET_SANDBOX";
 const DONE: &str = "RKT_E2E_NET_DONE";
@@ -28,9 +34,18 @@ macro_rules! net_sandbox_test {
             let path = concat!(module_path!(), "::", stringify!($name));
             // libtest names tests without the crate name.
             let path = path.split_once("::").map_or(path, |(_, rest)| rest);
-            $crate::netns::sandboxed(path, || $body);
+            $crate::netns::sandboxed(path, $crate::netns::Enter::NetOnly, || $body);
         }
     };
+}
+
+/// How the test's run enters its network namespace (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enter {
+    /// `nsenter --net=…`: the network namespace only.
+    NetOnly,
+    /// `ip netns exec`: the network namespace, a private mount namespace and its own `/sys`.
+    NetAndMounts,
 }
 
 /// Whether this process is the run inside a sandbox.
@@ -43,8 +58,8 @@ pub fn name() -> Option<String> {
     env::var(INNER).ok()
 }
 
-/// Runs `body` in a fresh network namespace (see the module docs).
-pub fn sandboxed(test: &str, body: impl FnOnce()) {
+/// Runs `body` in a fresh network namespace, entered as `enter` says (see the module docs).
+pub fn sandboxed(test: &str, enter: Enter, body: impl FnOnce()) {
     if inside() {
         body();
         fs::write(env::var_os(DONE).expect("the sandbox sets DONE"), "ok").unwrap();
@@ -64,8 +79,19 @@ pub fn sandboxed(test: &str, body: impl FnOnce()) {
     run("ip", &["-n", &ns.0, "link", "set", "lo", "up"]);
     let scratch = tempfile::tempdir().unwrap();
     let done = scratch.path().join("done");
-    let status = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", ns.0))
+    let mut c = match enter {
+        Enter::NetOnly => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{}", ns.0));
+            c
+        }
+        Enter::NetAndMounts => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns.0]);
+            c
+        }
+    };
+    let status = c
         .arg(env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(INNER, &ns.0)
@@ -109,6 +135,35 @@ pub fn run(cmd: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Connects to `addr` (retrying for 20 s while a server starts), sends `hello pod\n`, closes
+/// its side and returns all the server sent back.
+pub fn exchange(addr: SocketAddr) -> String {
+    let start = Instant::now();
+    loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(mut s) => {
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s.write_all(b"hello pod\n").unwrap();
+                s.shutdown(Shutdown::Write).unwrap();
+                let mut got = String::new();
+                let _ = s.read_to_string(&mut got);
+                if !got.is_empty() {
+                    return got;
+                }
+            }
+            Err(e) if start.elapsed() > Duration::from_secs(20) => {
+                panic!("cannot connect to {addr}: {e}")
+            }
+            Err(_) => {}
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{addr} never answered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The network interfaces of the current network namespace, by name.

@@ -7,14 +7,14 @@
 
 mod e2e_pod_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e_pod_support::{PodEnv, busybox};
 use rkt_tests::net_sandbox_test;
-use rkt_tests::netns::{iptables_rules, links};
+use rkt_tests::netns::{exchange, iptables_rules, links};
 
 /// The IPv4 address `status`'s `networks=` gives for `network`.
 fn pod_ip(env: &PodEnv, uuid: &str, network: &str) -> String {
@@ -78,34 +78,6 @@ fn one_shot_server(reply: &'static str) -> (u16, std::thread::JoinHandle<String>
         line.trim().to_string()
     });
     (port, handle)
-}
-
-/// Connects to `addr` (retrying while the pod's server starts) and returns what it sends.
-fn fetch(addr: SocketAddr) -> String {
-    let start = Instant::now();
-    loop {
-        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-            Ok(mut s) => {
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                s.write_all(b"hello pod\n").unwrap();
-                s.shutdown(Shutdown::Write).unwrap();
-                let mut got = String::new();
-                let _ = s.read_to_string(&mut got);
-                if !got.is_empty() {
-                    return got;
-                }
-            }
-            Err(e) if start.elapsed() > Duration::from_secs(20) => {
-                panic!("cannot connect to {addr}: {e}")
-            }
-            Err(_) => {}
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{addr} never answered"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The gateway of the pod's first route through one (`default via X` or `NET via X`).
@@ -185,20 +157,31 @@ net_sandbox_test! {
 net_sandbox_test! {
     fn port_forwards_serve_a_host_side_connection_until_the_pod_stops() {
         let env = PodEnv::new();
+        // The busybox fixture declares 8080/tcp, which rkt names 8080-tcp.
         let (mut bg, uuid) = env.spawn_sh(
-            &["--net=default", "--port=tcp:80:8080"],
+            &[
+                "--net=default",
+                "--port=tcp:80:8080",
+                "--port=8080-tcp:172.16.28.1:9090",
+            ],
             &[],
-            "while true; do echo served-by-pod | nc -l -p 80; done",
+            "while true; do echo served-by-pod | nc -l -p 80; done & \
+             while true; do echo named-port | nc -l -p 8080; done",
         );
         let rules = iptables_rules();
         assert!(rules.contains("--dport 8080"), "no forwarding rule:\n{rules}");
         // The namespace's own address on the pod network, as any host-side client would use.
-        let got = fetch("172.16.28.1:8080".parse().unwrap());
+        let got = exchange("172.16.28.1:8080".parse().unwrap());
         assert!(got.contains("served-by-pod"), "{got}");
+        let got = exchange("172.16.28.1:9090".parse().unwrap());
+        assert!(got.contains("named-port"), "{got}");
         env.ok(&["stop", &uuid]);
         let _ = bg.wait();
         env.ok(&["status", "--wait=30s", &uuid]);
         assert_clean(&env);
+        assert!(!iptables_rules().contains("--dport 9090"));
+        let out = env.fail(&["run", "--net=default", "--port=http:8081", &busybox()]);
+        assert!(out.stderr.contains("8080-tcp"), "the declared ports are listed: {out}");
     }
 }
 

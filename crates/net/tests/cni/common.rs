@@ -1,33 +1,27 @@
 //! The sandbox every networking test runs in, and helpers to look at what plugins did.
 //!
-//! Network safety: a test never touches the machine's own network namespace. [`sandboxed`]
-//! makes a fresh network namespace (`ip netns add`, only `lo`, no default route) and re-runs the
-//! test binary inside it (`ip netns exec NS <this binary> --exact <test>`), with an environment
-//! variable telling that run to do the work. Everything the test starts (plugins, iptables,
-//! busybox) inherits that namespace, so veths, routes and NAT rules land there and lead nowhere;
-//! `ip netns exec` also gives the run its own mount namespace, so the netns bind mounts it makes
-//! vanish with it. The namespace is deleted when the test ends, pass or fail.
+//! Network safety: a test never touches the machine's own network namespace: `sandbox_test!`
+//! runs its body in a fresh one (`rkt_tests::netns`, entered with `ip netns exec`: only `lo`, no
+//! default route, its own mount namespace, deleted when the test ends). Everything the test
+//! starts (plugins, iptables, busybox) inherits that namespace, so veths, routes and NAT rules
+//! land there and lead nowhere.
 //!
 //! A pod's network namespace ([`PodNs`]) is made inside the sandbox by `unshare --net sleep`,
 //! bound to a file with `create_netns_file` (the code under test), after which the sleeper is
 //! killed: the bind mount alone keeps the namespace, as in a real pod directory.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::fs;
+use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use std::{env, fs};
 
 use rkt_net::{Cni, create_netns_file, remove_netns_file};
 
-const INNER: &str = "RKT_NET_TEST_SANDBOX";
-const DONE: &str = "RKT_NET_TEST_DONE";
-
-/// Defines a test whose body runs inside a fresh network namespace.
+/// Defines a test whose body runs inside a fresh network namespace, with a private mount
+/// namespace (`ip netns exec`), so the netns bind mounts a test makes vanish with its run.
 #[macro_export]
 macro_rules! sandbox_test {
     ($(#[$m:meta])* fn $name:ident() $body:block) => {
@@ -37,75 +31,12 @@ macro_rules! sandbox_test {
             let path = concat!(module_path!(), "::", stringify!($name));
             // libtest names tests without the crate name.
             let path = path.split_once("::").map_or(path, |(_, rest)| rest);
-            $crate::common::sandboxed(path, || $body);
+            rkt_tests::netns::sandboxed(path, rkt_tests::netns::Enter::NetAndMounts, || $body);
         }
     };
 }
 
-/// Runs `body` in a fresh network namespace (see the module docs).
-pub fn sandboxed(test: &str, body: impl FnOnce()) {
-    if env::var_os(INNER).is_some() {
-        body();
-        fs::write(env::var_os(DONE).expect("the sandbox sets DONE"), "ok").unwrap();
-        return;
-    }
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "the networking tests need root"
-    );
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let name = format!(
-        "rktnet-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    );
-    let ns = Netns::add(&name);
-    run("ip", &["-n", &ns.0, "link", "set", "lo", "up"]);
-    let scratch = tempfile::tempdir().unwrap();
-    let done = scratch.path().join("done");
-    let status = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
-        .arg(env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(INNER, &ns.0)
-        .env(DONE, &done)
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "{test} failed inside network namespace {}",
-        ns.0
-    );
-    assert!(done.exists(), "the run inside {} did not run {test}", ns.0);
-}
-
-/// A named network namespace, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn add(name: &str) -> Netns {
-        run("ip", &["netns", "add", name]);
-        Netns(name.to_string())
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// Runs a command, asserts it succeeded, returns its stdout.
-pub fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+pub use rkt_tests::netns::{exchange as echo, run};
 
 /// A pod's network namespace, bound on `<dir>/netns`.
 pub struct PodNs {
@@ -185,28 +116,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// Connects to `addr` (retrying while the server starts), sends a line and returns the echo.
-pub fn echo(addr: SocketAddr) -> String {
-    let start = Instant::now();
-    loop {
-        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-            Ok(mut s) => {
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                s.write_all(b"hello pod\n").unwrap();
-                s.shutdown(Shutdown::Write).unwrap();
-                let mut got = String::new();
-                s.read_to_string(&mut got).unwrap();
-                return got;
-            }
-            Err(e) if start.elapsed() < Duration::from_secs(10) => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!("cannot connect to {addr}: {e}"),
-        }
     }
 }
 
