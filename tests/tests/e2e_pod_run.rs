@@ -377,3 +377,18 @@ fn rkt_run_becomes_the_pod_and_passes_signals_on() {
     assert!(out.stdout.contains("got-term"), "{out}");
     assert_eq!(env.status(&uuid)["app-svc"], "12");
 }
+
+#[test]
+fn the_app_rootfs_is_a_volatile_overlay_so_a_pod_exit_syncs_nothing() {
+    let env = PodEnv::new();
+    // Field 5 of mountinfo is the mount point; the super options come last.
+    let out = env.sh_ok(&[], &[], "awk '$5 == \"/\"' /proc/self/mountinfo");
+    assert!(
+        out.contains(" - overlay "),
+        "the root is not an overlay: {out}"
+    );
+    assert!(
+        out.contains("volatile"),
+        "the overlay is not volatile: {out}"
+    );
+}
