@@ -312,11 +312,8 @@ net_sandbox_test! {
         assert!(dir.join("netns").exists());
         assert_eq!(leases(&env).len(), 1);
         // stage1 dies without a word: only gc can clean up now.
-        let killed = std::process::Command::new("kill")
-            .args(["-KILL", &bg.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
+        let pid = rustix::process::Pid::from_raw(bg.pid()).expect("a live pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
         let _ = bg.wait();
         env.ok(&["status", "--wait=30s", &uuid]);
         assert_ne!(links(), ["lo"], "the veth outlives stage1 until gc");
