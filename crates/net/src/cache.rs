@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::config::validate_network_name;
 use crate::error::NetError;
+use crate::masq::Masquerade;
 
 const KIND: &str = "rkt-net-cache-v1";
 const MAX_ENTRY_BYTES: u64 = 4 << 20;
@@ -41,8 +42,12 @@ pub(crate) struct Entry {
     pub config: Value,
     /// The latest result: the last plugin's that succeeded; `None` before the first did.
     pub result: Option<Value>,
-    /// Every plugin's ADD succeeded.
+    /// Every plugin's ADD succeeded (and rkt's masquerade, if the network has one, is set up).
     pub complete: bool,
+    /// The masquerade rkt sets up itself (`rktIpMasq`), recorded before it is set up, so DEL
+    /// removes it from this record alone. Absent in entries of networks without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masquerade: Option<Masquerade>,
 }
 
 impl Entry {
@@ -58,6 +63,7 @@ impl Entry {
             config: Value::Null,
             result: None,
             complete: false,
+            masquerade: None,
         }
     }
 }

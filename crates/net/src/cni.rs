@@ -9,7 +9,7 @@ use crate::cache::{self, Entry};
 use crate::config::{NetConfig, PluginConfig, validate_id};
 use crate::error::NetError;
 use crate::exec::{self, Call, Limits};
-use crate::masq;
+use crate::masq::{self, Masquerade};
 use crate::netns::is_netns;
 use crate::ports::PortMapping;
 use crate::result::Attachment;
@@ -185,7 +185,9 @@ impl Cni {
         Ok(attachments)
     }
 
-    /// Runs every plugin's ADD, keeping the cache entry's result current.
+    /// Runs every plugin's ADD, keeping the cache entry's result current; then, for a network
+    /// with `rktIpMasq`, sets up rkt's masquerade of the pod's addresses (recorded in the entry
+    /// with the last plugin's result, before it is set up).
     fn add_network(
         &self,
         cache_dir: &Path,
@@ -193,7 +195,8 @@ impl Cni {
         conf: &NetConfig,
         entry: &mut Entry,
     ) -> Result<Value, NetError> {
-        for plugin in conf.plugins() {
+        let plugins = conf.plugins();
+        for (i, plugin) in plugins.iter().enumerate() {
             let stdin = request(conf, plugin, entry.result.as_ref(), &entry.capability_args);
             let out = self.run(conf, plugin, "ADD", Some(netns), entry, &stdin)?;
             let result: Value = serde_json::from_slice(&out)
@@ -210,7 +213,20 @@ impl Cni {
                     },
                 })?;
             entry.result = Some(result);
+            if i + 1 == plugins.len() && conf.rkt_ip_masq() {
+                entry.masquerade =
+                    Masquerade::new(conf.name(), &entry.container_id, entry.result.as_ref());
+                if entry.masquerade.is_none() {
+                    tracing::warn!(
+                        network = conf.name(),
+                        "rktIpMasq: the network's result has no address to masquerade"
+                    );
+                }
+            }
             cache::write(cache_dir, entry)?;
+        }
+        if let Some(m) = &entry.masquerade {
+            m.set_up(conf.name(), self.limits)?;
         }
         entry.complete = true;
         cache::write(cache_dir, entry)?;
@@ -245,13 +261,14 @@ impl Cni {
         err
     }
 
-    /// Removes the pod from every network in `cache_dir`, newest first (each network's plugins in
-    /// reverse), with the configuration, arguments and result its ADD used. A network
-    /// namespace that is gone (or is no longer mounted at `netns`) is not an error: DEL then runs
-    /// without `CNI_NETNS`, as the spec allows, and masquerade rules `ptp`/`bridge` cannot find
-    /// without it are removed here (see `masq.rs`). Entries are removed as their DEL succeeds; calling this again
-    /// (or on a pod that never had networks) is fine. `container_id` is the ID the pod was
-    /// attached with; each entry's own recorded ID is what DEL gets.
+    /// Removes the pod from every network in `cache_dir`, newest first (each network's rkt
+    /// masquerade, then its plugins in reverse), with the configuration, arguments and result
+    /// its ADD used. A network namespace that is gone (or is no longer mounted at `netns`) is not
+    /// an error: DEL then runs without `CNI_NETNS`, as the spec allows, and masquerade rules
+    /// `ptp`/`bridge` cannot find without it are removed here (see `masq.rs`). Entries are
+    /// removed as their DEL succeeds; calling this again (or on a pod that never had networks)
+    /// is fine. `container_id` is the ID the pod was attached with; each entry's own recorded ID
+    /// is what DEL gets.
     pub fn detach(
         &self,
         cache_dir: &Path,
@@ -293,6 +310,17 @@ impl Cni {
 
     fn del_entry(&self, entry: &Entry, netns: Option<&Path>) -> Result<(), NetError> {
         let conf = NetConfig::from_value(entry.config.clone(), None)?;
+        // rkt's masquerade was set up last, so it goes first. Failing to remove it does not
+        // stop the plugins' DEL, but keeps the entry (the error is returned) for a retry.
+        let masq_failed = entry
+            .masquerade
+            .as_ref()
+            .and_then(|m| m.remove(&entry.network, self.limits).err());
+        // A masquerading ptp/bridge removes its chain on DEL when it finds the pod's interface:
+        // the netns is live and the host side of the pod's link is still there (a veth's ends
+        // go together). Otherwise the chain may be left, and is looked for after the DEL.
+        let look_for_chain = masq::plugin_masquerades(&conf)
+            && !(netns.is_some() && host_links_present(entry.result.as_ref()));
         // prevResult on DEL came with spec 0.4.0; older plugins would not expect it.
         let prev = entry
             .result
@@ -302,8 +330,15 @@ impl Cni {
             let stdin = request(&conf, plugin, prev, &entry.capability_args);
             self.run(&conf, plugin, "DEL", netns, entry, &stdin)?;
         }
-        masq::teardown(&conf, &entry.container_id, entry.result.as_ref());
-        Ok(())
+        if look_for_chain {
+            masq::teardown(
+                &conf,
+                &entry.container_id,
+                entry.result.as_ref(),
+                self.limits,
+            );
+        }
+        masq_failed.map_or(Ok(()), Err)
     }
 
     /// Runs CHECK for every network in `cache_dir`, in attach order, for networks of spec 0.4.0
@@ -482,6 +517,35 @@ fn request(
         None => obj.remove("prevResult"),
     };
     serde_json::to_vec(&Value::Object(obj)).expect("JSON values serialize")
+}
+
+/// Whether the host-side interfaces of an ADD result (those without a `sandbox`) all exist in
+/// the caller's network namespace (`/proc/self/net/dev`); false if the result names none or
+/// that cannot be read.
+fn host_links_present(result: Option<&Value>) -> bool {
+    let names: Vec<&str> = result
+        .and_then(|r| r.get("interfaces"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|i| {
+            i.get("sandbox")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        })
+        .filter_map(|i| i.get("name")?.as_str())
+        .collect();
+    if names.is_empty() {
+        return false;
+    }
+    let Ok(dev) = std::fs::read_to_string("/proc/self/net/dev") else {
+        return false;
+    };
+    let present: Vec<&str> = dev
+        .lines()
+        .filter_map(|l| Some(l.split_once(':')?.0.trim()))
+        .collect();
+    names.iter().all(|n| present.contains(n))
 }
 
 /// Plugins run in `/`, so `CNI_NETNS` must not be relative to the caller's directory.

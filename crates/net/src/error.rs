@@ -191,6 +191,20 @@ pub enum NetError {
         /// What is wrong with the output.
         reason: String,
     },
+    /// rkt's own masquerade of a network (`rktIpMasq`) could not be set up or removed.
+    #[error(
+        "network {network:?}: cannot {action} the pod's masquerade (NAT chain {chain}): {reason}"
+    )]
+    Masquerade {
+        /// The network.
+        network: String,
+        /// The pod's NAT chain (`CNI-` and a hash, as the plugins name it).
+        chain: String,
+        /// `set up` or `remove`.
+        action: &'static str,
+        /// What `iptables-restore`/`iptables` said, or why it could not run.
+        reason: String,
+    },
     /// The path given as the pod's network namespace is not one.
     #[error(
         "{path} is not a network namespace (no nsfs mount there); the pod's network namespace \

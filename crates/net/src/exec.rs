@@ -1,4 +1,5 @@
 //! Running one CNI plugin: lookup, the CNI environment, JSON on stdin, bounded output, a deadline.
+//! rkt's own `iptables-restore`/`iptables` runs ([`run_tool`], for `rktIpMasq`) go the same way.
 //!
 //! Everything happens on the calling thread (stage1 stays single-threaded until its apps run):
 //! the configuration is written into the stdin pipe before the plugin starts (the pipe is sized
@@ -108,11 +109,7 @@ pub(crate) fn run(
         cmd.env("CNI_ARGS", args);
     }
     let started = Instant::now();
-    let mut child = cmd.spawn().map_err(|source| NetError::Spawn {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let out = collect(&mut child, limits);
+    let out = spawn_collect(&mut cmd, limits);
     tracing::debug!(
         plugin = call.plugin,
         command = call.command,
@@ -122,6 +119,12 @@ pub(crate) fn run(
     );
     let out = match out {
         Ok(out) => out,
+        Err(Stop::Spawn(source)) => {
+            return Err(NetError::Spawn {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
         Err(Stop::TimedOut(stderr)) => {
             return Err(NetError::Timeout {
                 network: call.network.to_string(),
@@ -157,6 +160,78 @@ pub(crate) fn run(
     Err(plugin_error(call, &out.stdout, stderr, out.status))
 }
 
+/// How a helper tool ([`run_tool`]) ended.
+pub(crate) struct ToolRun {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    /// Trimmed, bounded.
+    pub stderr: String,
+}
+
+/// Runs a system tool (`iptables-restore`, `iptables`) the way plugins run: found in
+/// [`PLUGIN_PATH`] only, with only `PATH` in its environment, in `/`, in its own process group,
+/// `stdin` from a pipe, under the same time and output limits. An error says why it could not
+/// run to its end (its exit status is the caller's to judge).
+pub(crate) fn run_tool(
+    tool: &str,
+    args: &[&str],
+    stdin: &[u8],
+    limits: Limits,
+) -> Result<ToolRun, String> {
+    let path = PLUGIN_PATH
+        .split(':')
+        .map(|dir| Path::new(dir).join(tool))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .ok_or_else(|| format!("{tool} is not installed (searched {PLUGIN_PATH})"))?;
+    let mut cmd = Command::new(&path);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", PLUGIN_PATH)
+        .current_dir("/")
+        .stdin(stdin_pipe(&path, stdin).map_err(|e| e.to_string())?)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let started = Instant::now();
+    let out = spawn_collect(&mut cmd, limits);
+    tracing::debug!(
+        tool,
+        ?args,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "tool ran"
+    );
+    match out {
+        Ok(out) => Ok(ToolRun {
+            status: out.status,
+            stdout: out.stdout,
+            stderr: stderr_text(&out.stderr),
+        }),
+        Err(Stop::Spawn(e)) => Err(format!("cannot run {}: {e}", path.display())),
+        Err(Stop::TimedOut(stderr)) => Err(format!(
+            "{tool} did not finish within {}s and was killed{}",
+            limits.timeout.as_secs(),
+            Some(stderr_text(&stderr))
+                .filter(|s| !s.is_empty())
+                .map(|s| format!(" (stderr: {s})"))
+                .unwrap_or_default()
+        )),
+        Err(Stop::TooLarge) => Err(format!(
+            "{tool} wrote more than {} bytes of output and was stopped",
+            limits.max_output
+        )),
+        Err(Stop::Io(action, e)) => Err(format!("cannot {action} {tool}: {e}")),
+    }
+}
+
+/// Starts `cmd` (its stdio set up: stdin ready, stdout and stderr piped, own process group) and
+/// collects its output within `limits`.
+fn spawn_collect(cmd: &mut Command, limits: Limits) -> Result<Output, Stop> {
+    let mut child = cmd.spawn().map_err(Stop::Spawn)?;
+    collect(&mut child, limits)
+}
+
 /// A pipe already holding `data`, as the plugin's stdin.
 fn stdin_pipe(path: &Path, data: &[u8]) -> Result<Stdio, NetError> {
     let io_err = |e: Errno| NetError::io("make a pipe for", path, e.into());
@@ -179,6 +254,7 @@ struct Output {
 }
 
 enum Stop {
+    Spawn(std::io::Error),
     TimedOut(Vec<u8>),
     TooLarge,
     Io(&'static str, std::io::Error),

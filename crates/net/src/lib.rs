@@ -18,7 +18,9 @@
 //!   `eth1`, …), chaining `prevResult` through each network's plugins, passing `--net` arguments
 //!   as `CNI_ARGS` and port mappings ([`PortMapping`]) as the `portMappings` capability, and
 //!   records each network in the pod's cache directory (`<cache dir>/<network>.json`) before its
-//!   first plugin runs; on failure everything added is deleted again. [`Cni::detach`] deletes
+//!   first plugin runs; a network with `"rktIpMasq": true` ([`NetConfig::rkt_ip_masq`], as the
+//!   built-in `default`) is then masqueraded by rkt itself, with the rules `ptp`'s `ipMasq` would
+//!   make but in one `iptables-restore` each way; on failure everything added is deleted again. [`Cni::detach`] deletes
 //!   whatever the cache records, newest first, with the recorded configuration, arguments and
 //!   result, also when the pod's network namespace is gone; it is idempotent. [`Cni::check`]
 //!   runs CHECK, [`Cni::version`] VERSION. The results come back as [`Attachment`]s (what

@@ -52,7 +52,7 @@ sandbox_test! {
         assert!(pod.run("ip route show default").contains("via 172.16.28.1"));
         assert!(cache.join("default.json").exists());
         assert_eq!(leases(&ipam).len(), 1);
-        assert!(!pod_nat_rules("pod-a").is_empty(), "ipMasq made no rules");
+        assert!(!pod_nat_rules("pod-a").is_empty(), "no masquerade rules");
 
         // The "host" (the sandbox) reaches the pod.
         assert!(pings(a.ips[0].addr));

@@ -138,6 +138,20 @@ pub fn veths() -> Vec<String> {
         .collect()
 }
 
+/// The veths left once the kernel has finished tearing down network namespaces that were let
+/// go (that happens asynchronously, after the last reference is dropped, and takes the pods'
+/// veth pairs with it): polls [`veths`] for up to 10 s.
+pub fn veths_settled() -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let left = veths();
+        if left.is_empty() || start.elapsed() > Duration::from_secs(10) {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The host-local leases under an IPAM data dir: files named like an address.
 pub fn leases(ipam: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -5,3 +5,4 @@ mod common;
 
 mod attach;
 mod cleanup;
+mod masq;
