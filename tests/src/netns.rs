@@ -24,17 +24,21 @@ use std::time::{Duration, Instant};
 const INNER: &str = "RKT_E2E_NET_SANDBOX";
 const DONE: &str = "RKT_E2E_NET_DONE";
 
-/// Defines a test whose body runs inside a fresh network namespace.
+/// Defines a test whose body runs inside a fresh network namespace, entered as [`Enter`] says
+/// (`NetOnly` unless the definition starts with `NetAndMounts;`).
 #[macro_export]
 macro_rules! net_sandbox_test {
     ($(#[$m:meta])* fn $name:ident() $body:block) => {
+        $crate::net_sandbox_test!(NetOnly; $(#[$m])* fn $name() $body);
+    };
+    ($enter:ident; $(#[$m:meta])* fn $name:ident() $body:block) => {
         #[test]
         $(#[$m])*
         fn $name() {
             let path = concat!(module_path!(), "::", stringify!($name));
             // libtest names tests without the crate name.
             let path = path.split_once("::").map_or(path, |(_, rest)| rest);
-            $crate::netns::sandboxed(path, $crate::netns::Enter::NetOnly, || $body);
+            $crate::netns::sandboxed(path, $crate::netns::Enter::$enter, || $body);
         }
     };
 }

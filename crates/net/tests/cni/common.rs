@@ -24,15 +24,8 @@ use rkt_net::{Cni, create_netns_file, remove_netns_file};
 /// namespace (`ip netns exec`), so the netns bind mounts a test makes vanish with its run.
 #[macro_export]
 macro_rules! sandbox_test {
-    ($(#[$m:meta])* fn $name:ident() $body:block) => {
-        #[test]
-        $(#[$m])*
-        fn $name() {
-            let path = concat!(module_path!(), "::", stringify!($name));
-            // libtest names tests without the crate name.
-            let path = path.split_once("::").map_or(path, |(_, rest)| rest);
-            rkt_tests::netns::sandboxed(path, rkt_tests::netns::Enter::NetAndMounts, || $body);
-        }
+    ($($test:tt)*) => {
+        rkt_tests::net_sandbox_test!(NetAndMounts; $($test)*);
     };
 }
 
