@@ -50,12 +50,9 @@ pub fn thread_count() -> std::io::Result<usize> {
     Ok(std::fs::read_dir("/proc/self/task")?.count())
 }
 
-/// `fork(2)`, refused unless the process is single-threaded.
-///
-/// In the child only async-signal-safe work is guaranteed to be sound in general; since the
-/// process had one thread, the child is an exact copy of a consistent process and may run
-/// ordinary Rust code (allocation included) before it execs or exits.
-pub fn fork() -> Result<Fork, SysError> {
+/// Refuses ([`SysError::Threaded`]) unless the calling process has exactly one thread, which
+/// is what makes a forked child a consistent copy of the process.
+fn ensure_single_threaded() -> Result<(), SysError> {
     let threads = thread_count().map_err(|e| SysError::Errno {
         op: "counting threads",
         source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
@@ -63,6 +60,16 @@ pub fn fork() -> Result<Fork, SysError> {
     if threads != 1 {
         return Err(SysError::Threaded(threads));
     }
+    Ok(())
+}
+
+/// `fork(2)`, refused unless the process is single-threaded.
+///
+/// In the child only async-signal-safe work is guaranteed to be sound in general; since the
+/// process had one thread, the child is an exact copy of a consistent process and may run
+/// ordinary Rust code (allocation included) before it execs or exits.
+pub fn fork() -> Result<Fork, SysError> {
+    ensure_single_threaded()?;
     // SAFETY: the process has exactly one thread (checked just above; nothing in this process
     // starts threads behind the caller's back between the check and the call, as the caller
     // is single-threaded), so the child is a consistent copy of the whole process.
@@ -104,13 +111,7 @@ struct CloneArgs {
 /// `CLONE_INTO_CGROUP` answers [`SysError::Errno`] with `ENOSYS`, `E2BIG` or `EINVAL` and no
 /// process is made: fall back to [`fork`] and a write to `cgroup.procs`.
 pub fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> Result<Fork, SysError> {
-    let threads = thread_count().map_err(|e| SysError::Errno {
-        op: "counting threads",
-        source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-    })?;
-    if threads != 1 {
-        return Err(SysError::Threaded(threads));
-    }
+    ensure_single_threaded()?;
     let fd = u64::try_from(cgroup.as_raw_fd()).unwrap_or(u64::MAX);
     let args = CloneArgs {
         flags: CLONE_INTO_CGROUP,

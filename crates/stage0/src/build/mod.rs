@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use rkt_stage1::abi::{
-    ABI_VERSION, AppRequest, Limits, MountRequest, NetMode, RunRequest, Stdio, VolumeKind,
+    ABI_VERSION, AppRequest, Limits, MountRequest, RunRequest, Stdio, VolumeKind,
 };
 use rkt_stage1::{caps, seccomp};
 use rkt_types::appc::{App, Isolator, MountPoint, NameValue, Port};
@@ -494,11 +494,6 @@ pub fn held_capabilities() -> Option<caps::CapSet> {
             .filter(|c| mask & c.bitmask() != 0)
             .collect(),
     )
-}
-
-/// Whether the pod has its own network namespace.
-pub fn private_net(net: &NetMode) -> bool {
-    net.private()
 }
 
 #[cfg(test)]

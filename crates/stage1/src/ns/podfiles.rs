@@ -169,7 +169,8 @@ fn mkdir_p(dir: &Path, mode: u32) -> Result<(), Stage1Error> {
         .map_err(|e| Stage1Error::sys(format!("create directory {}", dir.display()), e))
 }
 
-fn write(path: &Path, text: &str) -> Result<(), Stage1Error> {
+/// Writes a generated pod file.
+pub(super) fn write(path: &Path, text: &str) -> Result<(), Stage1Error> {
     std::fs::write(path, text).map_err(|e| Stage1Error::sys(format!("write {}", path.display()), e))
 }
 

@@ -188,8 +188,7 @@ fn network_dns(
         return Ok(());
     };
     let file = paths.etc("resolv.conf");
-    std::fs::write(&file, text)
-        .map_err(|e| Stage1Error::sys(format!("write {}", file.display()), e))?;
+    podfiles::write(&file, &text)?;
     etc.resolv_conf = EtcSource::Pod(file);
     Ok(())
 }
