@@ -127,6 +127,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err("begin a transaction"))?;
         let mut used: HashSet<Digest> = keep.clone();
+        let mut images = HashSet::new();
         {
             let mut st = tx
                 .prepare("SELECT id, record FROM images")
@@ -137,6 +138,7 @@ impl Store {
             for row in rows {
                 let (id, json) = row.map_err(err("read images"))?;
                 let rec = parse_record(&id, &json)?;
+                images.insert(id.replace(':', "-"));
                 used.insert(rec.manifest);
                 used.insert(rec.config_blob);
                 for l in rec.layers {
@@ -190,8 +192,30 @@ impl Store {
                 victims.push(entry);
             }
         }
+        self.gc_used_marks(&images)?;
         tx.commit().map_err(err("end the gc transaction"))?;
         Ok(victims)
+    }
+
+    /// Removes the `used/` marks of images no longer in the index (a pod that started from an
+    /// image while it was being removed). `images` holds the index's ids as mark names.
+    fn gc_used_marks(&self, images: &HashSet<String>) -> Result<(), StoreError> {
+        let dir = self.used_dir();
+        let entries = match fs::read_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            r => r.ctx("read", &dir)?,
+        };
+        for entry in entries {
+            let entry = entry.ctx("read", &dir)?;
+            if !entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| images.contains(n))
+            {
+                remove_any(&entry.path())?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes lock files nobody holds (left by killed processes).

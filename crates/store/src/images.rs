@@ -8,7 +8,7 @@ use rkt_types::{Digest, ImageFormat, ImageRecord, Platform};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::Store;
-use crate::error::StoreError;
+use crate::error::{IoContext, StoreError};
 use crate::fsutil::{from_ms, now_ms, to_ms};
 
 /// A name an image is known by: `name:tag`, one image per pair.
@@ -253,18 +253,19 @@ impl Store {
         Ok(images
             .into_iter()
             .zip(sizes)
-            .map(
-                |((rec, import_time, last_used), (size, shared_size))| ImageEntry {
+            .map(|((rec, import_time, last_used), (size, shared_size))| {
+                let used = self.used_time(&rec.id);
+                ImageEntry {
                     names: names.remove(&rec.id.to_string()).unwrap_or_default(),
                     id: rec.id,
                     format: rec.format,
                     import_time: from_ms(import_time),
-                    last_used: from_ms(last_used),
+                    last_used: used.map_or(from_ms(last_used), |t| t.max(from_ms(last_used))),
                     size,
                     shared_size,
                     platform: rec.platform,
-                },
-            )
+                }
+            })
             .collect())
     }
 
@@ -334,27 +335,43 @@ impl Store {
     /// Records that an image was just used (by a pod), for `rkt image list` and image gc
     /// policies.
     ///
-    /// The only index write on `rkt run`'s path, so it is not made durable: with WAL, a commit
-    /// under `synchronous=OFF` survives a crash of the process (it is in the page cache), and a
-    /// power loss can at most lose this timestamp — not worth the fsyncs (milliseconds) on every
-    /// pod start.
+    /// It is on `rkt run`'s path, so it does not write the index: every commit there leaves
+    /// pages in the WAL that each later `rkt` process re-reads when it opens the index (the
+    /// WAL is only checkpointed as it grows), so a busy host's pod starts got slower with each
+    /// one. The time goes into the modification time of `used/<algo>-<hex>` instead, one
+    /// `open` and `futimens`, and [`Store::list_images`] takes the later of the two.
     pub fn touch(&self, id: &Digest) -> Result<(), StoreError> {
-        let err = |e| StoreError::db("update an image", &self.index_path(), e);
-        let conn = self.conn();
-        conn.pragma_update(None, "synchronous", "OFF")
-            .map_err(err)?;
-        let n = conn.execute(
-            "UPDATE images SET last_used = ?1 WHERE id = ?2",
-            params![now_ms(), id.to_string()],
-        );
-        // Every other write keeps full durability.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(err)?;
-        let n = n.map_err(err)?;
-        if n == 0 {
-            return Err(not_indexed(id));
+        let path = self.used_path(id);
+        let open = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+        };
+        let file = match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A store made before `used/` existed.
+                crate::fsutil::ensure_dir(&self.used_dir())?;
+                open()
+            }
+            r => r,
         }
-        Ok(())
+        .ctx("create", &path)?;
+        file.set_modified(SystemTime::now())
+            .ctx("set the time of", &path)
+    }
+
+    /// When a pod last used `id`, if one did since the index last recorded it.
+    pub(crate) fn used_time(&self, id: &Digest) -> Option<SystemTime> {
+        std::fs::metadata(self.used_path(id))
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
+    fn used_path(&self, id: &Digest) -> std::path::PathBuf {
+        self.used_dir()
+            .join(format!("{}-{}", id.algorithm().name(), id.hex()))
     }
 
     /// Removes an image from the index, with its names and remotes. Its blobs and layer trees
@@ -368,7 +385,7 @@ impl Store {
         if n == 0 {
             return Err(not_indexed(id));
         }
-        Ok(())
+        crate::fsutil::remove_any(&self.used_path(id))
     }
 
     /// What was recorded when `key` was last fetched.
