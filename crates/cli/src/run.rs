@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use rkt_net::NetSelection;
 use rkt_pod::Pods;
-use rkt_stage0::exec::{exec_stage1, stage1_binary};
+use rkt_stage0::exec::{Stage1Image, exec_stage1, stage1_binary};
 use rkt_stage0::ports::PortFlag;
 use rkt_stage0::prepare::{AppInput, prepare};
 use rkt_stage0::spec::{PodSpec, Stage1Location};
@@ -179,10 +179,12 @@ fn net_mode(
 }
 
 /// Fetches the images and writes the pod directory; returns the preparing pod.
+/// `run` starts sealing stage1 (for the exec) at once, so the copy overlaps the rest.
 fn prepare_pod(
     g: &GlobalArgs,
     a: &RunArgs,
-) -> anyhow::Result<(rkt_pod::PreparingPod, RunRequest, PathBuf)> {
+    run: bool,
+) -> anyhow::Result<(rkt_pod::PreparingPod, RunRequest, Stage1Image)> {
     let manifest = read_pod_manifest(a)?;
     let apps = match manifest {
         Some(_) => Vec::new(),
@@ -192,6 +194,11 @@ fn prepare_pod(
     let stage1 = stage1_binary(&Stage1Location {
         path: a.pod.stage1_path.clone(),
     })?;
+    let stage1 = if run {
+        Stage1Image::start(stage1)
+    } else {
+        Stage1Image::unsealed(stage1)
+    };
     let config = g.config()?;
     let store = g.store(&config)?;
     let fetcher = a
@@ -328,17 +335,18 @@ fn read_pod_manifest(a: &RunArgs) -> anyhow::Result<Option<PodManifest>> {
 
 /// `rkt run`: prepare, then become the pod.
 pub fn run(g: &GlobalArgs, a: RunArgs) -> anyhow::Result<ExitCode> {
-    let (pod, _req, stage1) = prepare_pod(g, &a)?;
+    let (pod, _req, stage1) = prepare_pod(g, &a, true)?;
     let running = pod.into_running()?;
     let (uuid, dir) = (running.uuid(), running.dir().to_owned());
     let lock = running.lock_fd()?;
-    let err = exec_stage1(&stage1, "run", &dir, g.debug, &[], Some(lock));
+    let stage1_path = stage1.path().to_owned();
+    let err = exec_stage1(stage1, "run", &dir, g.debug, &[], Some(lock));
     // The pod never ran, and its lock went with the failed exec: take it away again rather
     // than leave an "exited" pod that never started.
     let config = g.config()?;
     let pods = Pods::open(&g.data_dir(&config))?;
     if let Some(h) = pods.find(uuid)?
-        && let Err(e) = rkt_stage0::ops::remove(&stage1, &pods, &h, g.debug)
+        && let Err(e) = rkt_stage0::ops::remove(&stage1_path, &pods, &h, g.debug)
     {
         tracing::warn!("cannot remove the pod {uuid} that failed to start: {e}");
     }
@@ -347,7 +355,7 @@ pub fn run(g: &GlobalArgs, a: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// `rkt prepare`: prepare and print the UUID.
 pub fn prepare_verb(g: &GlobalArgs, a: RunArgs) -> anyhow::Result<ExitCode> {
-    let (pod, _req, _stage1) = prepare_pod(g, &a)?;
+    let (pod, _req, _stage1) = prepare_pod(g, &a, false)?;
     let handle = pod.finish_prepared()?;
     println!("{}", handle.uuid());
     Ok(ExitCode::SUCCESS)
@@ -405,5 +413,13 @@ pub fn run_prepared(g: &GlobalArgs, a: RunPreparedArgs) -> anyhow::Result<ExitCo
         running.write_file(REQUEST_FILE, &req)?;
     }
     let lock = running.lock_fd()?;
-    Err(exec_stage1(&stage1, "run", &dir, g.debug, &[], Some(lock)).into())
+    Err(exec_stage1(
+        Stage1Image::start(stage1),
+        "run",
+        &dir,
+        g.debug,
+        &[],
+        Some(lock),
+    )
+    .into())
 }

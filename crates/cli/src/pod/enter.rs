@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Args;
 use rkt_pod::PodState;
-use rkt_stage0::exec::exec_stage1;
+use rkt_stage0::exec::{Stage1Image, exec_stage1};
 
 use crate::global::GlobalArgs;
 
@@ -53,6 +53,6 @@ pub fn run(g: &GlobalArgs, a: EnterArgs) -> anyhow::Result<ExitCode> {
     };
     let mut args = vec!["--app".to_owned(), app, "--".to_owned()];
     args.extend(a.cmd);
-    let stage1 = super::stage1()?;
-    Err(exec_stage1(&stage1, "enter", pod.dir(), g.debug, &args, None).into())
+    let stage1 = Stage1Image::start(super::stage1()?);
+    Err(exec_stage1(stage1, "enter", pod.dir(), g.debug, &args, None).into())
 }
