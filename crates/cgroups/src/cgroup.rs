@@ -19,17 +19,41 @@ use crate::{CgroupError, DEFAULT_V2_CONTROLLERS, SUPERVISOR, fsutil, v2};
 const REMOVE_WAIT: Duration = Duration::from_secs(2);
 
 /// One cgroup directory: which hierarchy, where that hierarchy is mounted, and the directory.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CgroupDir {
     #[serde(flatten)]
     kind: HierarchyKind,
     mount: PathBuf,
     path: PathBuf,
+    /// Made by this process with `mkdir` in a parent that was checked: it needs no
+    /// [`check`](Self::check) of its own. A record read back never is.
+    #[serde(skip)]
+    made_here: bool,
+}
+
+/// Equal when they name the same directory, however they were come by.
+impl PartialEq for CgroupDir {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.kind, &self.mount, &self.path) == (&other.kind, &other.mount, &other.path)
+    }
+}
+
+impl Eq for CgroupDir {}
+
+impl std::hash::Hash for CgroupDir {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (&self.kind, &self.mount, &self.path).hash(state);
+    }
 }
 
 impl CgroupDir {
     pub(crate) fn new(kind: HierarchyKind, mount: PathBuf, path: PathBuf) -> CgroupDir {
-        CgroupDir { kind, mount, path }
+        CgroupDir {
+            kind,
+            mount,
+            path,
+            made_here: false,
+        }
     }
 
     /// v1 (with its controllers) or v2.
@@ -51,8 +75,15 @@ impl CgroupDir {
         self.kind == HierarchyKind::V2
     }
 
-    /// Whether the directory exists, after making sure it is on a cgroup filesystem.
+    /// Whether the directory exists, after making sure it is on a cgroup filesystem. A
+    /// directory this process made is taken as it is: a `statfs` of each of a pod's
+    /// directories before each write was a tenth of stage1's time, to guard against a
+    /// damaged record that a fresh directory cannot be (an operation on one that went away
+    /// since fails on its own).
     pub(crate) fn check(&self) -> Result<bool, CgroupError> {
+        if self.made_here {
+            return Ok(true);
+        }
         fsutil::check_cgroupfs(&self.path, self.is_v2())
     }
 }
@@ -263,6 +294,7 @@ impl Cgroup {
             .iter()
             .map(|d| CgroupDir {
                 path: d.path.join(name),
+                made_here: false,
                 ..d.clone()
             })
             .collect();
@@ -278,7 +310,7 @@ impl Cgroup {
     /// processes in an empty cpuset). On v2 this cgroup first enables its available
     /// [`Hierarchies::v2_controllers`] for its children, if it holds no processes.
     pub fn create_child(&self, name: &str) -> Result<Cgroup, CgroupError> {
-        let child = self.child(name)?;
+        let mut child = self.child(name)?;
         for (i, (parent, dir)) in self.dirs.iter().zip(&child.dirs).enumerate() {
             if let Err(e) = create_dir(parent, dir, &self.v2_controllers) {
                 for made in child.dirs[..i].iter().rev() {
@@ -291,6 +323,9 @@ impl Cgroup {
                 }
                 return Err(e);
             }
+        }
+        for d in &mut child.dirs {
+            d.made_here = true;
         }
         Ok(child)
     }
@@ -621,6 +656,19 @@ mod tests {
         let old = r#"{"layout":"v2","dirs":[{"hierarchy":"v2","mount":"/sys/fs/cgroup","path":"/sys/fs/cgroup/p"}]}"#;
         let c: Cgroup = serde_json::from_str(old).unwrap();
         assert_eq!(c.v2_controllers, DEFAULT_V2_CONTROLLERS);
+    }
+
+    #[test]
+    fn only_directories_made_here_skip_the_check() {
+        let mut c = sample().child("pod").unwrap();
+        for d in &mut c.dirs {
+            d.made_here = true;
+        }
+        // What is read back, or merely named, is checked again.
+        let back: Cgroup = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        assert!(back.dirs.iter().all(|d| !d.made_here));
+        assert!(c.child("app").unwrap().dirs.iter().all(|d| !d.made_here));
     }
 
     #[test]
