@@ -100,7 +100,10 @@ fn app_output_also_goes_to_the_hosts_journald() {
     assert!(rkt_stdout.starts_with("out-1\nLLL"), "{shown}");
     assert!(rkt_stdout.ends_with("\nout-2 without newline"), "{shown}");
     let rkt_stderr = std::fs::read_to_string(out.path().join("rkt.stderr")).unwrap();
-    assert!(!rkt_stderr.contains("journald"), "a journald warning: {shown}");
+    assert!(
+        !rkt_stderr.contains("journald"),
+        "a journald warning: {shown}"
+    );
     let uuid = std::fs::read_to_string(&uuid_file)
         .unwrap()
         .trim()
