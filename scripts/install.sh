@@ -37,6 +37,7 @@ if [ "$want_tests" = 1 ]; then
   pkgs+=(skopeo)                     # an independent client that checks fixtures and registry
   pkgs+=(openssl)                    # s_server: a TLS peer for the registry client's tests
   pkgs+=(containernetworking-plugins iptables)  # rkt-net's tests run the real plugins
+  pkgs+=(systemd)                    # systemd-journald and journalctl: app logs in a journal
 fi
 if [ "$want_bench" = 1 ]; then
   pkgs+=(podman skopeo crun runc hyperfine)

@@ -8,10 +8,12 @@
 //! - [`registry::Registry::start`]: a registry on a free loopback port, killed on drop.
 //! - [`push::Pusher`]: pushes an OCI layout to it.
 //! - [`rkt::Rkt`]: runs the real `rkt` binary in a sandbox (own `--dir`, config dirs, `HOME`).
+//! - [`journald::with_journald`]: a script in a mount namespace with a real journald of its own.
 #![forbid(unsafe_code)]
 
 pub mod compress;
 pub mod fixtures;
+pub mod journald;
 pub mod netns;
 pub mod push;
 pub mod registry;

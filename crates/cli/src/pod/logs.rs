@@ -1,5 +1,7 @@
 //! `rkt logs [--app=NAME] [-f] [--tail N] [--since T] POD`: the apps' stdout and stderr, kept
 //! by the pod supervisor in CRI log files in the pod directory, readable after the pod exited.
+//! (The supervisor also copies each line to the host's journal when journald runs; the help
+//! says how to read it there.)
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use crate::global::GlobalArgs;
 
 /// `rkt logs` arguments.
 #[derive(Debug, Args)]
+#[command(after_help = JOURNAL_HELP)]
 pub struct LogsArgs {
     /// Only this app (default: every app, each line prefixed with its name)
     #[arg(long)]
@@ -34,6 +37,13 @@ pub struct LogsArgs {
     /// Pod UUID, unique prefix or name
     pub pod: String,
 }
+
+/// Where else app output goes (stage1's `ns::journal` sends it).
+const JOURNAL_HELP: &str = "\
+When the host runs journald (its socket /run/systemd/journal/socket exists when the pod \
+starts), every line also goes to the host's journal, with the pod's UUID and the app's name:
+  journalctl RKT_POD_UUID=<uuid>      journalctl CONTAINER_NAME=<app>      journalctl -t <app>
+`rkt logs` reads the pod's own log files, which have every line either way.";
 
 /// One parsed CRI log line.
 #[derive(Debug, Clone, PartialEq, Eq)]

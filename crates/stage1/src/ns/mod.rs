@@ -23,6 +23,7 @@ pub mod error;
 pub mod exec;
 pub mod fsat;
 pub mod gc;
+pub mod journal;
 pub mod logs;
 pub mod masked;
 pub mod mount;

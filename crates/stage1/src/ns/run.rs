@@ -17,6 +17,7 @@ use rkt_cgroups::{Cgroup, CpuQuota, DEFAULT_DEVICES, DeviceControl, DeviceRule, 
 use rustix::process::Signal;
 
 use super::error::Stage1Error;
+use super::journal::Journal;
 use super::network::{self, PodNetwork};
 use super::podfiles::{self, EtcFiles, EtcSource, PodPaths};
 use super::supervisor::{self, Pod};
@@ -97,6 +98,13 @@ fn start_and_wait(
     let req = &*req;
 
     let foreground = terminal_foreground(req);
+    // Connected now, from the host's namespaces, so the supervisor need not reach the socket
+    // from the pod's; an interactive app's output goes to the terminal, not to logs.
+    let journal = if request::is_interactive(req) {
+        None
+    } else {
+        Journal::open(&req.uuid)
+    };
     signals::block()?;
     // The networks are torn down after the pod's PID namespace is gone, by plugins forked from
     // here: their PID namespace has to be this one again by then.
@@ -123,6 +131,7 @@ fn start_and_wait(
             netns: net.map(|n| &n.netns),
         },
         &supervisor_cgroup,
+        journal,
     );
     if let Some(ns) = host_pidns {
         nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWPID)
@@ -134,12 +143,14 @@ fn start_and_wait(
     result
 }
 
-/// Forks the supervisor, releases it once its pid is on record and waits for it.
+/// Forks the supervisor (handing it `journal`), releases it once its pid is on record and
+/// waits for it.
 fn supervise(
     paths: &PodPaths,
     req: &RunRequest,
     pod: &Pod<'_>,
     supervisor_cgroup: &Cgroup,
+    journal: Option<Journal>,
 ) -> Result<i32, Stage1Error> {
     let (mut parent, child) = sync::channel().map_err(|source| Stage1Error::Sync {
         what: "the supervisor".into(),
@@ -150,10 +161,14 @@ fn supervise(
     let pid = match super::spawn::fork_into(supervisor_cgroup, "the supervisor")? {
         rkt_sys::Fork::Child => {
             drop(parent);
-            let code = supervisor::main(pod, child);
+            let code = supervisor::main(pod, journal, child);
             std::process::exit(code)
         }
-        rkt_sys::Fork::Parent(pid) => pid,
+        // The supervisor owns the journal from here.
+        rkt_sys::Fork::Parent(pid) => {
+            drop(journal);
+            pid
+        }
     };
     drop(child);
     // Sync 1: the supervisor waits until its pid is on record.

@@ -9,7 +9,9 @@
 //! - `SIGTERM`, `SIGINT`, `SIGHUP`, `SIGQUIT` from outside the pod (stage1, `rkt stop`, a
 //!   terminal): stop the pod: SIGTERM to each running app, SIGKILL to everything left in the
 //!   pod after [`STOP_GRACE`]; the same signals from an app are ignored;
-//! - pipe data: CRI log records ([`super::logs`]) and a copy on stage1's own stdout/stderr.
+//! - pipe data: CRI log records ([`super::logs`]), a copy of each for the host's journal
+//!   ([`super::journal`], when the host runs journald) and a copy of the bytes on stage1's own
+//!   stdout/stderr.
 //!
 //! When every app has exited, whatever the apps left running is killed, the pipes are
 //! drained, and the supervisor exits with the pod's status: the first failed app's code
@@ -29,6 +31,7 @@ use rustix::event::{PollFd, PollFlags};
 
 use super::app::{self, AppSetup, ChildStdio};
 use super::error::{self, Stage1Error};
+use super::journal::{self, Journal};
 use super::logs::{LogFile, Stream};
 use super::podfiles::{EtcFiles, PodPaths};
 use super::status::{self, AppExit};
@@ -60,9 +63,10 @@ pub struct Pod<'a> {
     pub netns: Option<&'a OwnedFd>,
 }
 
-/// The supervisor's main: returns the pod's exit status. `release` is its end of the channel
-/// with stage1, which releases it once the supervisor's pid is recorded (sync 1).
-pub fn main(pod: &Pod<'_>, mut release: ChildSide) -> i32 {
+/// The supervisor's main: returns the pod's exit status. `journal` is the host's journald, if
+/// stage1 could connect to it; `release` is the supervisor's end of the channel with stage1,
+/// which releases it once the supervisor's pid is recorded (sync 1).
+pub fn main(pod: &Pod<'_>, journal: Option<Journal>, mut release: ChildSide) -> i32 {
     let result = (|| {
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
             .map_err(|e| Stage1Error::sys("set the parent-death signal", e))?;
@@ -72,7 +76,7 @@ pub fn main(pod: &Pod<'_>, mut release: ChildSide) -> i32 {
         })?;
         drop(release);
         namespaces(pod.req, pod.netns)?;
-        Supervisor::new(pod)?.run()
+        Supervisor::new(pod, journal)?.run()
     })();
     result.unwrap_or_else(|e| {
         error::report(&e);
@@ -133,10 +137,11 @@ struct Supervisor<'p, 'a> {
     first_failure: Option<i32>,
     copy_out: bool,
     copy_err: bool,
+    journal: Option<Journal>,
 }
 
 impl<'p, 'a> Supervisor<'p, 'a> {
-    fn new(pod: &'p Pod<'a>) -> Result<Self, Stage1Error> {
+    fn new(pod: &'p Pod<'a>, journal: Option<Journal>) -> Result<Self, Stage1Error> {
         Ok(Supervisor {
             pod,
             apps: pod
@@ -157,6 +162,7 @@ impl<'p, 'a> Supervisor<'p, 'a> {
             first_failure: None,
             copy_out: true,
             copy_err: true,
+            journal,
         })
     }
 
@@ -184,6 +190,9 @@ impl<'p, 'a> Supervisor<'p, 'a> {
             status::mark_ready(self.pod.paths.root())?;
         }
         self.event_loop()?;
+        if let Some(j) = &mut self.journal {
+            j.finish(journal::FLUSH_GRACE);
+        }
         Ok(self.first_failure.unwrap_or(0))
     }
 
@@ -319,6 +328,15 @@ impl<'p, 'a> Supervisor<'p, 'a> {
                     where_.push((a, p));
                 }
             }
+            // Last: records wait for journald to take them.
+            if let Some(fd) = self
+                .journal
+                .as_ref()
+                .filter(|j| j.wants_write())
+                .and_then(Journal::fd)
+            {
+                fds.push(PollFd::from_borrowed_fd(fd, PollFlags::OUT));
+            }
             match rustix::event::poll(&mut fds, ts.as_ref()) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(Stage1Error::sys("poll", e)),
@@ -327,6 +345,13 @@ impl<'p, 'a> Supervisor<'p, 'a> {
         };
         if ready[0] {
             self.handle_signals()?;
+        }
+        // The queued records go before any new ones.
+        if ready.len() > where_.len() + 1
+            && ready[where_.len() + 1]
+            && let Some(j) = &mut self.journal
+        {
+            j.flush();
         }
         // Drain in reverse so removing a closed pipe keeps the earlier indices valid.
         for (k, (a, p)) in where_.iter().enumerate().rev() {
@@ -436,15 +461,19 @@ impl<'p, 'a> Supervisor<'p, 'a> {
                     let stream = pipe.stream;
                     let mut lines = std::mem::take(&mut pipe.lines);
                     self.apps[a].pipes.remove(p);
-                    let log = &mut self.apps[a].log;
-                    lines.finish(|full, text| record(log, stream, full, text));
+                    let app = &mut self.apps[a];
+                    let (log, name, journal) = (&mut app.log, &app.name, &mut self.journal);
+                    lines.finish(|full, text| record(log, journal, name, stream, full, text));
                     return;
                 }
                 Ok(n) => {
                     let stream = pipe.stream;
                     let mut lines = std::mem::take(&mut pipe.lines);
-                    let log = &mut self.apps[a].log;
-                    lines.feed(&buf[..n], |full, text| record(log, stream, full, text));
+                    let app = &mut self.apps[a];
+                    let (log, name, journal) = (&mut app.log, &app.name, &mut self.journal);
+                    lines.feed(&buf[..n], |full, text| {
+                        record(log, journal, name, stream, full, text);
+                    });
                     self.apps[a].pipes[p].lines = lines;
                     self.copy(stream, &buf[..n]);
                 }
@@ -480,12 +509,23 @@ impl<'p, 'a> Supervisor<'p, 'a> {
     }
 }
 
-fn record(log: &mut Option<LogFile>, stream: Stream, full: bool, text: &[u8]) {
+/// One record of app `app`: to its log file, then (a copy) to the journal.
+fn record(
+    log: &mut Option<LogFile>,
+    journal: &mut Option<Journal>,
+    app: &str,
+    stream: Stream,
+    full: bool,
+    text: &[u8],
+) {
     if let Some(file) = log
         && let Err(e) = file.record(SystemTime::now(), stream, full, text)
     {
         error::warn(&format!("cannot write the app log: {e}; logging stops"));
         *log = None;
+    }
+    if let Some(j) = journal {
+        j.record(app, stream, full, text);
     }
 }
 
