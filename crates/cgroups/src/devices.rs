@@ -1,12 +1,15 @@
-//! Which device nodes a pod may use: the v1 `devices` controller.
+//! Which device nodes a pod may use: the v1 `devices` controller, or on cgroup v2 a BPF
+//! program ([`crate::device_filter`]).
 //!
 //! An app keeps `CAP_MKNOD` (appc's and docker's default set), so without a device list it
-//! could create a node for the host's disk and read it. On v1 the pod cgroup denies every
-//! device, then allows creating any node (`m`) but reading and writing only the harmless ones
-//! a container's `/dev` holds. cgroup v2 has no devices controller (it needs a BPF program);
-//! there [`Cgroup::restrict_devices`] says so and the caller must take `CAP_MKNOD` away.
+//! could create a node for the host's disk and read it. The pod's cgroups deny every device,
+//! then allow creating any node (`m`) but reading and writing only the harmless ones a
+//! container's `/dev` holds. Where neither mechanism works (no v1 devices hierarchy, and the
+//! kernel refuses the BPF program), [`Cgroup::restrict_devices`] says why and the caller must
+//! take `CAP_MKNOD` away.
 
 use std::fmt;
+use std::os::fd::AsFd;
 
 use crate::cgroup::Cgroup;
 use crate::discover::HierarchyKind;
@@ -70,24 +73,32 @@ pub const DEFAULT_DEVICES: &[DeviceRule] = &[
 ];
 
 /// Whether a device list is enforced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceControl {
     /// The v1 devices controller enforces the list.
     Enforced,
-    /// No v1 devices hierarchy (pure v2): nothing enforces a list.
-    Unavailable,
+    /// A BPF program on the cgroup v2 directory enforces the list.
+    EnforcedByBpf,
+    /// Nothing enforces a list, for the reason given.
+    Unavailable {
+        /// Why.
+        why: String,
+    },
 }
 
 impl Cgroup {
-    /// Denies every device to this cgroup and its descendants, then allows `allow` (v1).
-    /// Descendants created later inherit the list.
+    /// Denies every device to this cgroup and its descendants, then allows `allow`: with the
+    /// v1 devices controller where there is one (descendants created later inherit the list),
+    /// else with a BPF program on the cgroup v2 directory (which covers every cgroup below
+    /// it). A kernel refusing the program is not an error: the answer says why nothing
+    /// enforces the list.
     pub fn restrict_devices(&self, allow: &[DeviceRule]) -> Result<DeviceControl, CgroupError> {
         let Some(dir) = self
             .dirs()
             .iter()
             .find(|d| matches!(d.kind(), HierarchyKind::V1 { controllers } if controllers.iter().any(|c| c == "devices")))
         else {
-            return Ok(DeviceControl::Unavailable);
+            return self.restrict_devices_v2(allow);
         };
         dir.check()?;
         fsutil::write(&dir.path().join("devices.deny"), "a")?;
@@ -98,6 +109,36 @@ impl Cgroup {
         )?;
         Ok(DeviceControl::Enforced)
     }
+
+    fn restrict_devices_v2(&self, allow: &[DeviceRule]) -> Result<DeviceControl, CgroupError> {
+        let Some(dir) = self.open_v2()? else {
+            return Ok(DeviceControl::Unavailable {
+                why: "no v1 devices hierarchy and no cgroup2 hierarchy".into(),
+            });
+        };
+        let program = crate::device_filter::program(allow);
+        let attached = rkt_sys::bpf::load_cgroup_device_program(&program, "rkt_devices")
+            .and_then(|prog| rkt_sys::bpf::attach_cgroup_device_program(prog.as_fd(), dir.as_fd()));
+        Ok(match attached {
+            Ok(()) => DeviceControl::EnforcedByBpf,
+            Err(e) => DeviceControl::Unavailable {
+                why: format!(
+                    "no v1 devices hierarchy, and the kernel refused the cgroup2 device filter: {}",
+                    error_chain(&e)
+                ),
+            },
+        })
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(&format!(": {c}"));
+        cur = c.source();
+    }
+    s
 }
 
 #[cfg(test)]

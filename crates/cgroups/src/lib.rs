@@ -61,6 +61,7 @@
 #![forbid(unsafe_code)]
 
 mod cgroup;
+mod device_filter;
 mod devices;
 mod discover;
 mod error;

@@ -13,6 +13,9 @@
 //! - [`set_interface_up`]: the `SIOCSIFFLAGS` ioctl, which neither rustix nor nix wraps.
 //! - [`mount_set_read_only`]: `mount_setattr(2)`, which neither rustix nor nix wraps.
 //! - [`reset_signal_dispositions`]: `signal(2)`, which nix marks unsafe for handlers' sake.
+//! - [`bpf`]: loading and attaching a cgroup v2 device filter, which nothing wraps.
+
+pub mod bpf;
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -25,6 +28,17 @@ pub enum SysError {
          processes; this is a bug in rkt)"
     )]
     Threaded(usize),
+    /// The kernel refused a BPF program.
+    #[error("{op} failed{}", if verifier.is_empty() { String::new() } else { format!(" (verifier: {verifier})") })]
+    Bpf {
+        /// Which call.
+        op: &'static str,
+        /// The verifier's log, if it wrote one.
+        verifier: String,
+        /// The error.
+        #[source]
+        source: nix::Error,
+    },
     /// The syscall failed.
     #[error("{op} failed")]
     Errno {

@@ -33,12 +33,13 @@ pub const RKT_DEFAULT_CAPS: u64 = (1 << 29)
     | (1 << 31)
     | (1 << 18);
 
-/// The capabilities an app gets by default on this host: rkt's set, less CAP_MKNOD where no
-/// cgroup v1 devices controller could stop it from using the nodes it makes (pure v2).
+/// The capabilities an app gets by default on this host: rkt's set, less CAP_MKNOD where
+/// nothing could stop it from using the nodes it makes (neither a cgroup v1 devices controller
+/// nor a cgroup2 hierarchy for the BPF device filter).
 pub fn default_caps_here() -> u64 {
-    let devices = my_cgroup_dirs()
-        .iter()
-        .any(|d| d.starts_with("/sys/fs/cgroup/devices"));
+    let devices = my_cgroup_dirs().iter().any(|d| {
+        d.starts_with("/sys/fs/cgroup/devices") || d.starts_with("/sys/fs/cgroup/unified")
+    }) || Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     if devices {
         RKT_DEFAULT_CAPS
     } else {

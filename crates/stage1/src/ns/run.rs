@@ -85,12 +85,14 @@ fn start_and_wait(
         supervisor: supervisor_cgroup,
         devices,
     } = cgroups(paths, req)?;
-    if devices == DeviceControl::Unavailable && !insecure_paths(req) {
+    if let DeviceControl::Unavailable { why } = &devices
+        && !insecure_paths(req)
+    {
         // Nothing would stop an app with CAP_MKNOD from making a node for the host's disk.
-        super::error::warn(
-            "this host has no cgroup v1 devices controller; apps run without CAP_MKNOD so they \
-             cannot create device nodes",
-        );
+        super::error::warn(&format!(
+            "nothing on this host can restrict the pod's devices ({why}); apps run without \
+             CAP_MKNOD so they cannot create device nodes"
+        ));
         for app in &mut req.apps {
             app.caps.remove(crate::caps::Capability::CAP_MKNOD);
         }
@@ -419,7 +421,9 @@ fn cgroups(paths: &PodPaths, req: &RunRequest) -> Result<Cgroups, Stage1Error> {
     let rules = device_rules(req);
     let restrict = |cg: &Cgroup, what: &str| -> Result<DeviceControl, Stage1Error> {
         if insecure_paths(req) {
-            return Ok(DeviceControl::Unavailable);
+            return Ok(DeviceControl::Unavailable {
+                why: "--insecure-options=paths".into(),
+            });
         }
         cg.restrict_devices(&rules)
             .map_err(|e| Stage1Error::cgroup(format!("restrict the devices of {what}"), e))
