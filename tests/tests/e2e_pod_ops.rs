@@ -302,3 +302,27 @@ fn a_killed_rkt_run_takes_its_pod_down_and_gc_cleans_up() {
     env.ok(&["gc", "--grace-period=0s"]);
     env.assert_gone(&uuid);
 }
+
+#[test]
+fn apps_killed_with_their_supervisor_are_recorded_as_killed() {
+    let env = PodEnv::new();
+    let (mut bg, uuid) = env.spawn_sh(&[], &["--name=app"], "sleep 100000");
+    env.app_pid(&uuid, "app");
+    let dir = env.pod_dir(&uuid).expect("the pod has a directory");
+    let supervisor: i32 = std::fs::read_to_string(dir.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(supervisor).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    // stage1 outlives its supervisor, says how the app ended, and exits with the pod's status.
+    let out = bg.wait();
+    assert_eq!(out.status.code(), Some(137), "{out}");
+    let st = env.status(&uuid);
+    assert_eq!(st["state"], "exited", "{}", show_map(&st));
+    assert_eq!(st["app-app"], "137", "{}", show_map(&st));
+}

@@ -148,7 +148,7 @@ pub fn enter(pod_dir: &Path, app_name: &str, command: Vec<OsString>) -> Result<i
             });
         }
     }
-    signals::forward_and_wait(child_pid)
+    signals::forward_and_wait(child_pid).map(|(code, _)| code)
 }
 
 /// What the command's process joins.

@@ -184,9 +184,13 @@ fn supervise(
         source,
     })?;
     drop(parent);
-    let code = signals::forward_and_wait(pid)?;
-    // Before the lock goes: whoever sees the pod exited must see how every app ended.
-    record_apps_killed_with_the_supervisor(paths, req);
+    let (code, signal) = signals::forward_and_wait(pid)?;
+    // Before the lock goes: whoever sees the pod exited must see how every app ended. A
+    // supervisor that returned any other status than its own failure's recorded every app
+    // that started before it returned, so only a killed or failed one leaves any to record.
+    if signal.is_some() || code == super::error::EXIT_STAGE1_FAILED {
+        record_apps_killed_with_the_supervisor(paths, req);
+    }
     Ok(code)
 }
 

@@ -58,15 +58,16 @@ pub fn exit_code(status: WaitStatus) -> Option<(i32, Option<i32>)> {
 /// Waits for `child` (the only child of the caller), passing on [`STOP`] signals that
 /// another process sent to the caller, and returns the child's exit code (128 + n for a
 /// signal death). Signals the kernel sent itself, a terminal's Ctrl-C, reached the child's
-/// process group directly if the child is in it, and are not doubled.
-pub fn forward_and_wait(child: Pid) -> Result<i32, Stage1Error> {
+/// process group directly if the child is in it, and are not doubled. Also returns the signal
+/// that killed it, if one did.
+pub fn forward_and_wait(child: Pid) -> Result<(i32, Option<i32>), Stage1Error> {
     let sfd = signalfd(false)?;
     loop {
         match nix::sys::wait::waitpid(child, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {}
             Ok(status) => {
-                if let Some((code, _)) = exit_code(status) {
-                    return Ok(code);
+                if let Some(ended) = exit_code(status) {
+                    return Ok(ended);
                 }
                 continue;
             }
