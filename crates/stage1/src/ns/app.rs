@@ -92,6 +92,13 @@ fn setup_and_exec(setup: AppSetup<'_>, sync: &mut ChildSide) -> Result<Infallibl
     .map_err(|e| {
         ChildError::new("rootfs", "create the app's mount and cgroup namespaces").errno(e)
     })?;
+    // Before anything is mounted: nothing mounted for the app reaches the host, nor the
+    // reverse.
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
+    )
+    .map_err(|e| ChildError::new("rootfs", "make the app's mounts private").errno(e))?;
     let rootfs_dir = setup.paths.rootfs(&app.name);
     rootfs::mount_overlay(
         &app.layers,

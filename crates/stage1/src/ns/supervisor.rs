@@ -85,7 +85,10 @@ pub fn main(pod: &Pod<'_>, journal: Option<Journal>, mut release: ChildSide) -> 
 }
 
 fn namespaces(req: &RunRequest, netns: Option<&OwnedFd>) -> Result<(), Stage1Error> {
-    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS;
+    // No mount namespace of its own: each app makes one (and makes it private) as it starts,
+    // and the supervisor mounts nothing. A copy of the host's mounts here would only be one
+    // more to tear down, on the path of every pod's exit.
+    let mut flags = CloneFlags::CLONE_NEWUTS;
     if !req.ipc_host {
         flags |= CloneFlags::CLONE_NEWIPC;
     }
@@ -97,12 +100,6 @@ fn namespaces(req: &RunRequest, netns: Option<&OwnedFd>) -> Result<(), Stage1Err
         flags |= CloneFlags::CLONE_NEWNET;
     }
     nix::sched::unshare(flags).map_err(|e| Stage1Error::sys("create the pod's namespaces", e))?;
-    // Nothing mounted in the pod reaches the host, nor the reverse.
-    rustix::mount::mount_change(
-        "/",
-        rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
-    )
-    .map_err(|e| Stage1Error::sys("make the pod's mounts private", e))?;
     nix::unistd::sethostname(&req.hostname)
         .map_err(|e| Stage1Error::sys(format!("set the hostname {:?}", req.hostname), e))?;
     if req.net == NetMode::None {
