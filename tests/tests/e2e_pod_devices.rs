@@ -63,12 +63,22 @@ fn insecure_paths_lift_the_device_list() {
     assert!(out.stdout.contains("opened"), "{out}");
 }
 
-/// `rkt ARGS…` in a private mount namespace without the v1 devices hierarchy, as on a host
-/// whose devices controller is on cgroup v2 (or missing): the pod's device list is then a BPF
-/// program on its cgroup2 directories, which this hybrid host also runs.
-fn run_without_v1_devices(env: &PodEnv, args: &[&str]) -> rkt_tests::rkt::RktOutput {
-    let mut all = vec!["--insecure-options=image"];
-    all.extend_from_slice(args);
+/// `rkt run` of busybox `sh -c SCRIPT` in a private mount namespace without the v1 devices
+/// hierarchy, as on a host whose devices controller is on cgroup v2 (or missing): the pod's
+/// device list is then a BPF program on its cgroup2 directories, which this hybrid host also
+/// runs.
+fn sh_without_v1_devices(env: &PodEnv, script: &str) -> rkt_tests::rkt::RktOutput {
+    let image = busybox();
+    let all = [
+        "--insecure-options=image",
+        "run",
+        "--net=none",
+        &image,
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        script,
+    ];
     let inner = env.rkt.command(&all);
     let mut c = std::process::Command::new("unshare");
     c.args(["--mount", "--propagation", "private", "sh", "-c"])
@@ -98,19 +108,7 @@ fn without_a_v1_devices_controller_a_bpf_filter_keeps_the_list() {
     );
     let env = PodEnv::new();
     let script = format!("{}; echo x >/dev/null && echo null-ok", script());
-    let image = busybox();
-    let out = run_without_v1_devices(
-        &env,
-        &[
-            "run",
-            "--net=none",
-            &image,
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            &script,
-        ],
-    );
+    let out = sh_without_v1_devices(&env, &script);
     // CAP_MKNOD is kept (no warning, the node is made) because the filter enforces the list.
     assert!(!out.stderr.contains("CAP_MKNOD"), "{out}");
     assert!(out.stdout.contains("made"), "{out}");
@@ -120,17 +118,9 @@ fn without_a_v1_devices_controller_a_bpf_filter_keeps_the_list() {
     );
     assert!(out.stderr.contains("Operation not permitted"), "{out}");
 
-    let ok = run_without_v1_devices(
+    let ok = sh_without_v1_devices(
         &env,
-        &[
-            "run",
-            "--net=none",
-            &image,
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            "echo x >/dev/null && head -c 4 /dev/urandom | wc -c && echo done",
-        ],
+        "echo x >/dev/null && head -c 4 /dev/urandom | wc -c && echo done",
     );
     assert!(ok.success(), "{ok}");
     assert!(ok.stdout.contains("4\ndone"), "{ok}");
