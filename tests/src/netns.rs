@@ -170,6 +170,24 @@ pub fn exchange(addr: SocketAddr) -> String {
     }
 }
 
+/// The IP leases host-local IPAM holds under `ipam` (its `dataDir`): one file per address,
+/// named by it, in a directory per network; its `lock` and `last_reserved_ip.*` files are not
+/// leases.
+pub fn leases(ipam: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for net in fs::read_dir(ipam).into_iter().flatten().flatten() {
+        for f in fs::read_dir(net.path()).into_iter().flatten().flatten() {
+            if f.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<std::net::IpAddr>().is_ok())
+            {
+                out.push(f.path());
+            }
+        }
+    }
+    out
+}
+
 /// The network interfaces of the current network namespace, by name.
 pub fn links() -> Vec<String> {
     run("ip", &["-o", "link", "show"])

@@ -28,23 +28,7 @@ fn pod_ip(env: &PodEnv, uuid: &str, network: &str) -> String {
 
 /// `host-local` leases still held under the data directory.
 fn leases(env: &PodEnv) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(nets) = std::fs::read_dir(env.rkt.dir().join("networks/ipam")) else {
-        return out;
-    };
-    for net in nets.flatten() {
-        for f in std::fs::read_dir(net.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = f.file_name().to_string_lossy().into_owned();
-            if name != "lock" && !name.starts_with("last_reserved_ip") {
-                out.push(f.path());
-            }
-        }
-    }
-    out
+    rkt_tests::netns::leases(&env.rkt.dir().join("networks/ipam"))
 }
 
 /// Asserts the namespace is as it was before any pod: only `lo`, no lease, no per-pod NAT or

@@ -219,14 +219,12 @@ impl Cgroup {
         match result {
             Ok(supervisor) => Ok(PodCgroup { pod, supervisor }),
             Err(e) => {
-                if moved && let Err(back) = parent.add_process(pid) {
-                    tracing::warn!(
-                        "cannot move process {pid} back after a failed pod cgroup setup: {back}"
-                    );
-                }
-                if let Err(rm) = pod.remove() {
-                    tracing::warn!("cannot remove the half-made pod cgroup: {rm}");
-                }
+                let back = if moved {
+                    parent.add_process(pid)
+                } else {
+                    Ok(())
+                };
+                abandon(&pod, back);
                 Err(e)
             }
         }
@@ -275,12 +273,7 @@ impl Cgroup {
                         Ok(())
                     }
                 });
-                if let Err(back) = back {
-                    tracing::warn!("cannot move back after a failed pod cgroup setup: {back}");
-                }
-                if let Err(rm) = pod.remove() {
-                    tracing::warn!("cannot remove the half-made pod cgroup: {rm}");
-                }
+                abandon(&pod, back);
                 Err(e)
             }
         }
@@ -446,6 +439,17 @@ impl Cgroup {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// After a failed pod setup: says if moving the process back (`back`) failed, and removes the
+/// half-made pod cgroup. The setup's own error is what the caller returns.
+fn abandon(pod: &Cgroup, back: Result<(), CgroupError>) {
+    if let Err(back) = back {
+        tracing::warn!("cannot move back after a failed pod cgroup setup: {back}");
+    }
+    if let Err(rm) = pod.remove() {
+        tracing::warn!("cannot remove the half-made pod cgroup: {rm}");
     }
 }
 

@@ -145,24 +145,7 @@ pub fn veths_settled() -> Vec<String> {
     }
 }
 
-/// The host-local leases under an IPAM data dir: files named like an address.
-pub fn leases(ipam: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(dirs) = fs::read_dir(ipam) else {
-        return out;
-    };
-    for net in dirs {
-        let net = net.unwrap().path();
-        for f in fs::read_dir(&net).into_iter().flatten() {
-            let f = f.unwrap().path();
-            let name = f.file_name().unwrap().to_string_lossy().into_owned();
-            if name.parse::<IpAddr>().is_ok() {
-                out.push(f);
-            }
-        }
-    }
-    out
-}
+pub use rkt_tests::netns::leases;
 
 /// The NAT rules and chains plugins made for one pod: every line of `iptables -t nat -S` that
 /// names the container, or a per-pod chain (`CNI-<hash>`, `CNI-DN-<hash>`). portmap's shared
