@@ -48,6 +48,10 @@ inner() {
 }
 export -f inner
 export RUNS WORK STORE RKT PODMAN IMAGE_ID
+# Settle the disk first (see lib.sh's cleanup): freed inodes of whatever ran before would
+# otherwise slow the file creations of rkt's and podman's pods for minutes.
+sync
+sleep 6
 echo "== rkt run --net=none IMAGE --exec /bin/true =="
 unshare --mount --propagation private bash -c inner
 ratio_table "$WORK/run.json" rkt
