@@ -22,12 +22,14 @@ cleanup() {
   # Pods still running from an interrupted benchmark go first, with their processes.
   for pid in $(pgrep -f "rkt-stage1 run --pod-dir $WORK/" || true); do kill -KILL "$pid" 2>/dev/null || true; done
   [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null || true
+  # Pods' cgroups go only with gc: removing their directories alone would leave them behind
+  # (thousands of leftover cgroups slow every later cgroup operation on the host).
+  [ -d "$WORK/rkt/pods" ] && { "$RKT" --dir "$WORK/rkt" gc --grace-period=0s >/dev/null 2>&1 || true; }
   # podman leaves overlay mounts in its private root.
   grep -o "$WORK[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r umount -l 2>/dev/null || true
   rm -rf "$WORK"
-  # This VM's ext4 has no journal: it skips inodes freed in the last 5 s (5 min while their
-  # table block is dirty) on every allocation, so a big removal slows every file creation of
-  # whatever runs next. Write it back, so the next benchmark starts from a settled disk.
+  # Written back at once, so the freed inodes' table blocks are clean for what runs next (see
+  # run.sh: on this VM's journal-less ext4 they slow inode allocation for minutes).
   sync
 }
 trap cleanup EXIT

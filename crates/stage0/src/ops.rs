@@ -121,22 +121,5 @@ pub fn gc(
             Err(e) => report.failed.push((uuid, e.to_string())),
         }
     }
-    if !report.removed.is_empty() {
-        settle_deletions(pods.root());
-    }
     Ok(report)
-}
-
-/// Writes the removed pods' inodes back (`syncfs`) before gc returns. ext4 without a journal
-/// will not reuse an inode freed in the last 5 s, or in the last 5 min while its inode table
-/// block is still dirty, and every inode it allocates scans past all such ones first: after a
-/// gc of a few hundred pods, each file the next pods create cost up to a millisecond (half of
-/// a `rkt run` on the test VM) until writeback. Journaled filesystems do not care; the sync
-/// only costs this gc the writeback that was due anyway.
-fn settle_deletions(dir: &Path) {
-    let synced =
-        std::fs::File::open(dir).and_then(|d| rustix::fs::syncfs(&d).map_err(std::io::Error::from));
-    if let Err(e) = synced {
-        tracing::debug!("syncfs of {} after gc: {e}", dir.display());
-    }
 }
