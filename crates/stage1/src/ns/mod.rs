@@ -29,6 +29,7 @@ pub mod masked;
 pub mod mount;
 pub mod mounts;
 pub mod network;
+pub mod output;
 pub mod podfiles;
 pub mod request;
 pub mod rootfs;

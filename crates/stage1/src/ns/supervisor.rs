@@ -1,7 +1,7 @@
 //! The pod supervisor: PID 1 of the pod's PID namespace.
 //!
-//! It makes the pod's namespaces (mount, UTS, IPC unless shared, network for `--net=none`;
-//! it joins the one stage1 made for CNI networks),
+//! It makes the pod's namespaces (UTS, IPC unless shared, network for `--net=none`; it joins
+//! the one stage1 made for CNI networks; each app makes its own mount namespace),
 //! starts the apps one after another, then loops on a `signalfd` and the apps' stdout/stderr
 //! pipes with `poll`:
 //! - `SIGCHLD`: reap every child (as PID 1 it inherits orphans too); an app's exit is written
@@ -9,16 +9,14 @@
 //! - `SIGTERM`, `SIGINT`, `SIGHUP`, `SIGQUIT` from outside the pod (stage1, `rkt stop`, a
 //!   terminal): stop the pod: SIGTERM to each running app, SIGKILL to everything left in the
 //!   pod after [`STOP_GRACE`]; the same signals from an app are ignored;
-//! - pipe data: CRI log records ([`super::logs`]), a copy of each for the host's journal
-//!   ([`super::journal`], when the host runs journald) and a copy of the bytes on stage1's own
-//!   stdout/stderr.
+//! - pipe data: CRI log records, a copy of each for the host's journal and a copy of the
+//!   bytes on stage1's own stdout/stderr ([`super::output`]).
 //!
 //! When every app has exited, whatever the apps left running is killed, the pipes are
 //! drained, and the supervisor exits with the pod's status: the first failed app's code
 //! (128 + n for a signal), else 0.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,9 +31,10 @@ use super::app::{self, AppSetup, ChildStdio};
 use super::error::{self, Stage1Error};
 use super::journal::{self, Journal};
 use super::logs::{LogFile, Stream};
+use super::output::{AppOutput, Outputs, Pipe};
 use super::podfiles::{EtcFiles, PodPaths};
+use super::signals;
 use super::status::{self, AppExit};
-use super::{logs, signals};
 use crate::abi::{NetMode, RunRequest};
 use crate::seccomp::BpfProgram;
 use crate::sync::{self, ChildSide};
@@ -110,19 +109,11 @@ fn namespaces(req: &RunRequest, netns: Option<&OwnedFd>) -> Result<(), Stage1Err
     Ok(())
 }
 
-/// One stdout or stderr pipe of an app.
-struct Pipe {
-    file: File,
-    stream: Stream,
-    lines: logs::Lines,
-}
-
 struct AppState {
     name: String,
     pid: Option<Pid>,
     exited: bool,
-    pipes: Vec<Pipe>,
-    log: Option<LogFile>,
+    output: AppOutput,
 }
 
 struct Supervisor<'p, 'a> {
@@ -132,9 +123,7 @@ struct Supervisor<'p, 'a> {
     stopping: Option<Instant>,
     killed: bool,
     first_failure: Option<i32>,
-    copy_out: bool,
-    copy_err: bool,
-    journal: Option<Journal>,
+    outputs: Outputs,
 }
 
 impl<'p, 'a> Supervisor<'p, 'a> {
@@ -149,17 +138,14 @@ impl<'p, 'a> Supervisor<'p, 'a> {
                     name: a.name.clone(),
                     pid: None,
                     exited: false,
-                    pipes: Vec::new(),
-                    log: None,
+                    output: AppOutput::default(),
                 })
                 .collect(),
             signals: signals::signalfd(true)?,
             stopping: None,
             killed: false,
             first_failure: None,
-            copy_out: true,
-            copy_err: true,
-            journal,
+            outputs: Outputs::new(journal),
         })
     }
 
@@ -187,9 +173,7 @@ impl<'p, 'a> Supervisor<'p, 'a> {
             status::mark_ready(self.pod.paths.root())?;
         }
         self.event_loop()?;
-        if let Some(j) = &mut self.journal {
-            j.finish(journal::FLUSH_GRACE);
-        }
+        self.outputs.finish(journal::FLUSH_GRACE);
         Ok(self.first_failure.unwrap_or(0))
     }
 
@@ -204,8 +188,8 @@ impl<'p, 'a> Supervisor<'p, 'a> {
         let (stdio, readers) = if self.pod.interactive {
             (ChildStdio::Interactive, Vec::new())
         } else {
-            let (out_r, out_w) = pipe()?;
-            let (err_r, err_w) = pipe()?;
+            let (out_r, out_w) = super::output::pipe()?;
+            let (err_r, err_w) = super::output::pipe()?;
             (
                 ChildStdio::Log {
                     out: out_w,
@@ -216,7 +200,7 @@ impl<'p, 'a> Supervisor<'p, 'a> {
         };
         if !readers.is_empty() {
             let dir = self.pod.paths.logs(&req.name);
-            self.apps[i].log = Some(LogFile::open(&dir).map_err(|e| {
+            self.apps[i].output.log = Some(LogFile::open(&dir).map_err(|e| {
                 Stage1Error::sys(format!("open the log file in {}", dir.display()), e)
             })?);
         }
@@ -245,13 +229,7 @@ impl<'p, 'a> Supervisor<'p, 'a> {
         drop(stdio);
         self.apps[i].pid = Some(pid);
         for (fd, stream) in readers {
-            rustix::io::ioctl_fionbio(&fd, true)
-                .map_err(|e| Stage1Error::sys("make a log pipe non-blocking", e))?;
-            self.apps[i].pipes.push(Pipe {
-                file: File::from(fd),
-                stream,
-                lines: logs::Lines::default(),
-            });
+            self.apps[i].output.pipes.push(Pipe::new(fd, stream)?);
         }
         // Sync 2: born in its cgroup2 cgroup, it joins its v1 ones itself once released.
         let host_pid = host_pid(pid)?;
@@ -289,7 +267,7 @@ impl<'p, 'a> Supervisor<'p, 'a> {
                 kill_everything_else();
                 self.killed = true;
             }
-            let open_pipes = self.apps.iter().any(|a| !a.pipes.is_empty());
+            let open_pipes = self.apps.iter().any(|a| !a.output.pipes.is_empty());
             if all_exited && !open_pipes {
                 return Ok(());
             }
@@ -320,13 +298,14 @@ impl<'p, 'a> Supervisor<'p, 'a> {
         let ready: Vec<bool> = {
             let mut fds = vec![PollFd::new(&self.signals, PollFlags::IN)];
             for (a, app) in self.apps.iter().enumerate() {
-                for (p, pipe) in app.pipes.iter().enumerate() {
+                for (p, pipe) in app.output.pipes.iter().enumerate() {
                     fds.push(PollFd::new(&pipe.file, PollFlags::IN));
                     where_.push((a, p));
                 }
             }
             // Last: records wait for journald to take them.
             if let Some(fd) = self
+                .outputs
                 .journal
                 .as_ref()
                 .filter(|j| j.wants_write())
@@ -346,14 +325,15 @@ impl<'p, 'a> Supervisor<'p, 'a> {
         // The queued records go before any new ones.
         if ready.len() > where_.len() + 1
             && ready[where_.len() + 1]
-            && let Some(j) = &mut self.journal
+            && let Some(j) = &mut self.outputs.journal
         {
             j.flush();
         }
         // Drain in reverse so removing a closed pipe keeps the earlier indices valid.
         for (k, (a, p)) in where_.iter().enumerate().rev() {
             if ready[k + 1] {
-                self.drain(*a, *p);
+                let app = &mut self.apps[*a];
+                self.outputs.drain(&app.name, &mut app.output, *p);
             }
         }
         Ok(())
@@ -447,83 +427,6 @@ impl<'p, 'a> Supervisor<'p, 'a> {
             }
         }
     }
-
-    /// Reads what pipe `p` of app `a` has (it is non-blocking), logs and copies it.
-    fn drain(&mut self, a: usize, p: usize) {
-        let mut buf = vec![0u8; 64 << 10];
-        loop {
-            let pipe = &mut self.apps[a].pipes[p];
-            match pipe.file.read(&mut buf) {
-                Ok(0) => {
-                    let stream = pipe.stream;
-                    let mut lines = std::mem::take(&mut pipe.lines);
-                    self.apps[a].pipes.remove(p);
-                    let app = &mut self.apps[a];
-                    let (log, name, journal) = (&mut app.log, &app.name, &mut self.journal);
-                    lines.finish(|full, text| record(log, journal, name, stream, full, text));
-                    return;
-                }
-                Ok(n) => {
-                    let stream = pipe.stream;
-                    let mut lines = std::mem::take(&mut pipe.lines);
-                    let app = &mut self.apps[a];
-                    let (log, name, journal) = (&mut app.log, &app.name, &mut self.journal);
-                    lines.feed(&buf[..n], |full, text| {
-                        record(log, journal, name, stream, full, text);
-                    });
-                    self.apps[a].pipes[p].lines = lines;
-                    self.copy(stream, &buf[..n]);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    // Not expected from a pipe; stop watching it rather than spin on it.
-                    tracing::debug!("app {}: reading its output: {e}", self.apps[a].name);
-                    self.apps[a].pipes.remove(p);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Copies app output to stage1's own stdout/stderr, so `rkt run` shows it.
-    fn copy(&mut self, stream: Stream, bytes: &[u8]) {
-        let ok = match stream {
-            Stream::Stdout if self.copy_out => {
-                let mut out = io::stdout().lock();
-                out.write_all(bytes).and_then(|()| out.flush())
-            }
-            Stream::Stderr if self.copy_err => io::stderr().lock().write_all(bytes),
-            _ => return,
-        };
-        if ok.is_err() {
-            // Nobody reads any more (a closed terminal or pipe); the log still has it all.
-            match stream {
-                Stream::Stdout => self.copy_out = false,
-                Stream::Stderr => self.copy_err = false,
-            }
-        }
-    }
-}
-
-/// One record of app `app`: to its log file, then (a copy) to the journal.
-fn record(
-    log: &mut Option<LogFile>,
-    journal: &mut Option<Journal>,
-    app: &str,
-    stream: Stream,
-    full: bool,
-    text: &[u8],
-) {
-    if let Some(file) = log
-        && let Err(e) = file.record(SystemTime::now(), stream, full, text)
-    {
-        error::warn(&format!("cannot write the app log: {e}; logging stops"));
-        *log = None;
-    }
-    if let Some(j) = journal {
-        j.record(app, stream, full, text);
-    }
 }
 
 /// SIGKILL to every process of the pod but the supervisor (`kill(-1)` from a PID namespace's
@@ -533,11 +436,6 @@ fn kill_everything_else() {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
         Err(e) => tracing::debug!("kill(-1, SIGKILL): {e}"),
     }
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd), Stage1Error> {
-    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| Stage1Error::sys("create a log pipe", e))
 }
 
 /// The host pid of our child `pid` (a pid of the pod's namespace): what `/proc` of the host,
