@@ -11,7 +11,7 @@ use rusqlite::TransactionBehavior;
 use crate::Store;
 use crate::error::{IoContext, StoreError};
 use crate::fsutil::{age, remove_any, tree_bytes};
-use crate::images::parse_record;
+use crate::images::{parse_record, used_mark};
 use crate::layer::{INFO, read_info};
 use crate::lock::{TmpEntry, create_tmp, fence, is_key_lock_file, lock_key, try_lock_existing};
 
@@ -138,7 +138,7 @@ impl Store {
             for row in rows {
                 let (id, json) = row.map_err(err("read images"))?;
                 let rec = parse_record(&id, &json)?;
-                images.insert(id.replace(':', "-"));
+                images.insert(used_mark(&rec.id));
                 used.insert(rec.manifest);
                 used.insert(rec.config_blob);
                 for l in rec.layers {
@@ -198,7 +198,8 @@ impl Store {
     }
 
     /// Removes the `used/` marks of images no longer in the index (a pod that started from an
-    /// image while it was being removed). `images` holds the index's ids as mark names.
+    /// image while it was being removed). `images` holds the index's images as mark names
+    /// ([`used_mark`]).
     fn gc_used_marks(&self, images: &HashSet<String>) -> Result<(), StoreError> {
         let dir = self.used_dir();
         let entries = match fs::read_dir(&dir) {

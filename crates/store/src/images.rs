@@ -370,8 +370,7 @@ impl Store {
     }
 
     fn used_path(&self, id: &Digest) -> std::path::PathBuf {
-        self.used_dir()
-            .join(format!("{}-{}", id.algorithm().name(), id.hex()))
+        self.used_dir().join(used_mark(id))
     }
 
     /// Removes an image from the index, with its names and remotes. Its blobs and layer trees
@@ -434,6 +433,11 @@ impl Store {
             r => r.map_err(|e| StoreError::db("record a remote", &self.index_path(), e)),
         }
     }
+}
+
+/// The name of `id`'s file under `used/`: `<algo>-<hex>`.
+pub(crate) fn used_mark(id: &Digest) -> String {
+    format!("{}-{}", id.algorithm().name(), id.hex())
 }
 
 fn not_indexed(id: &Digest) -> StoreError {
