@@ -124,21 +124,11 @@ impl Cgroup {
             Err(e) => DeviceControl::Unavailable {
                 why: format!(
                     "no v1 devices hierarchy, and the kernel refused the cgroup2 device filter: {}",
-                    error_chain(&e)
+                    rkt_types::error_text::chain(&e)
                 ),
             },
         })
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(&format!(": {c}"));
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

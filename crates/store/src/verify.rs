@@ -141,7 +141,11 @@ impl Store {
         };
         match rkt_image::treehash::hash_tree(&tree) {
             Ok(actual) => compare(&info.tree_hash, actual),
-            Err(e) => Check::Failed(format!("cannot hash {}: {}", tree.display(), chain(&e))),
+            Err(e) => Check::Failed(format!(
+                "cannot hash {}: {}",
+                tree.display(),
+                rkt_types::error_text::chain(&e)
+            )),
         }
     }
 }
@@ -155,16 +159,4 @@ fn compare(expected: &Digest, actual: Digest) -> Check {
             actual,
         }
     }
-}
-
-/// An error and its sources, `: `-separated, for a one-line report.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }

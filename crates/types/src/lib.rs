@@ -7,6 +7,7 @@
 
 pub mod appc;
 pub mod digest;
+pub mod error_text;
 pub mod image;
 pub mod name;
 pub mod oci;

@@ -76,10 +76,9 @@ fn setup_and_exec(setup: AppSetup<'_>, sync: &mut ChildSide) -> Result<Infallibl
         .map_err(|e| ChildError::new("start", "set the parent-death signal").errno(e))?;
     sync.wait_release()
         .map_err(|e| ChildError::new("start", "wait for the supervisor").message(e.to_string()))?;
-    setup
-        .cgroup
-        .join_v1()
-        .map_err(|e| ChildError::new("cgroup", "join the app's cgroup").message(error_chain(&e)))?;
+    setup.cgroup.join_v1().map_err(|e| {
+        ChildError::new("cgroup", "join the app's cgroup").message(rkt_types::error_text::chain(&e))
+    })?;
     rustix::process::umask(Mode::empty());
     // 2.
     let interactive = matches!(setup.stdio, ChildStdio::Interactive);
@@ -162,18 +161,6 @@ fn setup_and_exec(setup: AppSetup<'_>, sync: &mut ChildSide) -> Result<Infallibl
     // 6.
     confine::install_seccomp(setup.seccomp)?;
     Err(exec::exec(&path, &argv, &env))
-}
-
-/// An error and its sources, one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Every descriptor above stdio close-on-exec (the report pipe among them: it must stay open

@@ -19,7 +19,8 @@ use crate::sync::ChildError;
 /// a syscall the filter denies.
 pub fn drop_privileges(id: &Identity, caps_set: CapSet) -> Result<(), ChildError> {
     let err = |op: &str| ChildError::new("identity", op.to_owned());
-    caps::keep_across_setuid().map_err(|e| err("keep capabilities").message(chain(&e)))?;
+    caps::keep_across_setuid()
+        .map_err(|e| err("keep capabilities").message(rkt_types::error_text::chain(&e)))?;
     let groups: Vec<Gid> = id.groups.iter().map(|g| Gid::from_raw(*g)).collect();
     nix::unistd::setgroups(&groups).map_err(|e| err("set the supplementary groups").errno(e))?;
     let gid = Gid::from_raw(id.gid);
@@ -29,7 +30,8 @@ pub fn drop_privileges(id: &Identity, caps_set: CapSet) -> Result<(), ChildError
     nix::unistd::setresuid(uid, uid, uid)
         .map_err(|e| err(&format!("switch to user {}", id.uid)).errno(e))?;
     caps::apply(&caps_set, id.uid == 0).map_err(|e| {
-        ChildError::new("capabilities", "apply the capability set").message(chain(&e))
+        ChildError::new("capabilities", "apply the capability set")
+            .message(rkt_types::error_text::chain(&e))
     })?;
     rustix::thread::set_no_new_privs(true)
         .map_err(|e| ChildError::new("capabilities", "set no_new_privs").errno(e))
@@ -39,19 +41,9 @@ pub fn drop_privileges(id: &Identity, caps_set: CapSet) -> Result<(), ChildError
 pub fn install_seccomp(program: Option<&BpfProgram>) -> Result<(), ChildError> {
     match program {
         Some(p) => seccomp::install(p).map_err(|e| {
-            ChildError::new("seccomp", "install the seccomp filter").message(chain(&e))
+            ChildError::new("seccomp", "install the seccomp filter")
+                .message(rkt_types::error_text::chain(&e))
         }),
         None => Ok(()),
     }
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

@@ -141,14 +141,7 @@ impl Stage1Error {
 
 /// `rkt: stage1: <error>: <cause>: <cause>…`, the one line a stage1 failure prints.
 pub fn error_line(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = format!("rkt: stage1: {err}");
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        line.push_str(": ");
-        line.push_str(&e.to_string());
-        cur = e.source();
-    }
-    line
+    format!("rkt: stage1: {}", rkt_types::error_text::chain(err))
 }
 
 /// Prints [`error_line`] on stderr.
