@@ -73,6 +73,8 @@ pub struct Journal {
     /// `None` once journald went away.
     sock: Option<UnixDatagram>,
     uuid: String,
+    /// The fields naming the pod, the same in every record ([`pod_fields`]).
+    pod_fields: Vec<u8>,
     backlog: VecDeque<Vec<u8>>,
     backlog_bytes: usize,
     dropped: u64,
@@ -112,6 +114,7 @@ impl Journal {
         Ok(Journal {
             sock: Some(sock),
             uuid: uuid.to_owned(),
+            pod_fields: pod_fields(uuid),
             backlog: VecDeque::new(),
             backlog_bytes: 0,
             dropped: 0,
@@ -123,7 +126,7 @@ impl Journal {
         if self.sock.is_none() {
             return;
         }
-        let datagram = entry(&self.uuid, app, stream, full, text);
+        let datagram = entry(&self.pod_fields, app, stream, full, text);
         self.flush();
         if self.backlog.is_empty() && self.send(&datagram) {
             return;
@@ -229,10 +232,25 @@ impl Journal {
     }
 }
 
-/// The datagram for one record: the fields of the module doc, in that order.
-pub fn entry(uuid: &str, app: &str, stream: Stream, full: bool, text: &[u8]) -> Vec<u8> {
+/// The fields naming pod `uuid`, encoded once per pod: `RKT_POD_UUID`, `CONTAINER_ID`,
+/// `CONTAINER_ID_FULL`.
+pub fn pod_fields(uuid: &str) -> Vec<u8> {
     let hex: String = uuid.chars().filter(char::is_ascii_hexdigit).collect();
-    let mut out = Vec::with_capacity(text.len() + 256);
+    let mut out = Vec::new();
+    field(&mut out, "RKT_POD_UUID", uuid.as_bytes());
+    field(
+        &mut out,
+        "CONTAINER_ID",
+        &hex.as_bytes()[..hex.len().min(12)],
+    );
+    field(&mut out, "CONTAINER_ID_FULL", hex.as_bytes());
+    out
+}
+
+/// The datagram for one record: the fields of the module doc, in that order (`pod` from
+/// [`pod_fields`]).
+pub fn entry(pod: &[u8], app: &str, stream: Stream, full: bool, text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + pod.len() + 128);
     field(&mut out, "MESSAGE", text);
     let priority = match stream {
         Stream::Stdout => "6",
@@ -242,13 +260,7 @@ pub fn entry(uuid: &str, app: &str, stream: Stream, full: bool, text: &[u8]) -> 
     for key in ["SYSLOG_IDENTIFIER", "RKT_APP_NAME", "CONTAINER_NAME"] {
         field(&mut out, key, app.as_bytes());
     }
-    field(&mut out, "RKT_POD_UUID", uuid.as_bytes());
-    field(
-        &mut out,
-        "CONTAINER_ID",
-        &hex.as_bytes()[..hex.len().min(12)],
-    );
-    field(&mut out, "CONTAINER_ID_FULL", hex.as_bytes());
+    out.extend_from_slice(pod);
     if !full {
         field(&mut out, "CONTAINER_PARTIAL_MESSAGE", b"true");
     }
@@ -339,7 +351,7 @@ mod tests {
             kv("CONTAINER_ID_FULL", "0f5b7c2e9a414c3d8e6f1a2b3c4d5e6f"),
         ];
         let got = text(&parse(&entry(
-            UUID,
+            &pod_fields(UUID),
             "web",
             Stream::Stdout,
             true,
@@ -349,7 +361,13 @@ mod tests {
         want.extend(common.iter().cloned());
         assert_eq!(got, want);
 
-        let got = text(&parse(&entry(UUID, "web", Stream::Stderr, false, b"a\nb")));
+        let got = text(&parse(&entry(
+            &pod_fields(UUID),
+            "web",
+            Stream::Stderr,
+            false,
+            b"a\nb",
+        )));
         let mut want = vec![kv("MESSAGE", "a\nb"), kv("PRIORITY", "3")];
         want.extend(common.iter().cloned());
         want.push(kv("CONTAINER_PARTIAL_MESSAGE", "true"));
