@@ -67,12 +67,37 @@ fn sealed_copy(bin: &Path) -> Result<OwnedFd, Stage0Error> {
     let mut out = File::from(fd);
     let mut src = File::open(bin).map_err(err)?;
     std::io::copy(&mut src, &mut out).map_err(err)?;
-    rustix::fs::fcntl_add_seals(
-        out.as_fd(),
-        SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL,
-    )
+    retry_while_busy(SEAL_ATTEMPTS, || {
+        rustix::fs::fcntl_add_seals(
+            out.as_fd(),
+            SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL,
+        )
+    })
     .map_err(|e| err(e.into()))?;
     Ok(OwnedFd::from(out))
+}
+
+/// How many times sealing is tried before `rkt run` gives up.
+const SEAL_ATTEMPTS: u32 = 5;
+
+/// Runs `op` until it returns anything but `EBUSY`, at most `attempts` times.
+///
+/// `F_SEAL_WRITE` fails with `EBUSY` while any page of the file has a reference beyond the page
+/// cache's. The kernel drains its per-CPU page lists once and then waits up to 150 ms for the
+/// rest, but on a busy host a page that reclaim or compaction just put back sits in such a list
+/// again (CI saw this once with a 47 MB debug stage1). Each new attempt drains them again.
+fn retry_while_busy<T>(
+    attempts: u32,
+    mut op: impl FnMut() -> rustix::io::Result<T>,
+) -> rustix::io::Result<T> {
+    let mut left = attempts.max(1);
+    loop {
+        left -= 1;
+        match op() {
+            Err(rustix::io::Errno::BUSY) if left > 0 => continue,
+            other => return other,
+        }
+    }
 }
 
 /// A stage1 binary on its way into a sealed memfd, copied on a thread of its own.
@@ -180,5 +205,61 @@ pub fn exec_stage1(
     match nix::unistd::fexecve(image.as_fd(), &argv, &envp) {
         Ok(never) => match never {},
         Err(e) => err(std::io::Error::from(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::io::Errno;
+
+    #[test]
+    fn sealing_is_tried_again_while_pages_are_busy() {
+        let mut calls = 0;
+        let got = retry_while_busy(5, || {
+            calls += 1;
+            if calls < 3 {
+                Err(Errno::BUSY)
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(got, Ok(3));
+    }
+
+    #[test]
+    fn a_page_busy_for_good_fails_after_the_last_attempt() {
+        let mut calls = 0;
+        let got: rustix::io::Result<()> = retry_while_busy(5, || {
+            calls += 1;
+            Err(Errno::BUSY)
+        });
+        assert_eq!(got, Err(Errno::BUSY));
+        assert_eq!(calls, 5);
+    }
+
+    #[test]
+    fn other_errors_are_not_retried() {
+        let mut calls = 0;
+        let got: rustix::io::Result<()> = retry_while_busy(5, || {
+            calls += 1;
+            Err(Errno::PERM)
+        });
+        assert_eq!(got, Err(Errno::PERM));
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn a_sealed_copy_cannot_be_written_or_resized() {
+        let bin = std::env::current_exe().unwrap();
+        let fd = sealed_copy(&bin).unwrap();
+        let seals = rustix::fs::fcntl_get_seals(&fd).unwrap();
+        assert!(
+            seals
+                .contains(SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL)
+        );
+        let len = rustix::fs::fstat(&fd).unwrap().st_size;
+        assert_eq!(len as u64, std::fs::metadata(&bin).unwrap().len());
+        assert_eq!(rustix::io::pwrite(&fd, b"x", 0), Err(Errno::PERM));
     }
 }
