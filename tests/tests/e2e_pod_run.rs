@@ -392,3 +392,51 @@ fn the_app_rootfs_is_a_volatile_overlay_so_a_pod_exit_syncs_nothing() {
         "the overlay is not volatile: {out}"
     );
 }
+
+#[test]
+fn no_process_can_write_the_stage1_binary_through_the_pods_exe_link() {
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd as _;
+    let env = PodEnv::new();
+    // A copy of stage1 in a directory of its own: were the protection broken, the writes below
+    // would change this copy, not the build's.
+    let dir = tempfile::tempdir().unwrap();
+    let stage1 = dir.path().join("rkt-stage1");
+    let built = rkt_tests::rkt::rkt_bin().with_file_name("rkt-stage1");
+    std::fs::copy(&built, &stage1).unwrap();
+    let original = std::fs::read(&stage1).unwrap();
+    let flag = format!("--stage1-path={}", stage1.display());
+    let (mut bg, _uuid) = env.spawn_sh(&[&flag], &[], "exec sleep 100000");
+    // `rkt run` is stage1 now; hold on to its executable as a process in the pod would try to
+    // (CVE-2019-5736), and keep holding it after stage1 is gone, when a plain binary would no
+    // longer be busy.
+    let exe = rustix::fs::open(
+        format!("/proc/{}/exe", bg.pid()),
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    let write_through_it = || -> Result<(), String> {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(format!("/proc/self/fd/{}", exe.as_raw_fd()))
+            .map_err(|e| format!("open: {e}"))?;
+        f.write_all(b"x").map_err(|e| format!("write: {e}"))
+    };
+    assert!(
+        write_through_it().is_err(),
+        "stage1 was writable while running"
+    );
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(bg.pid()).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let out = bg.wait();
+    assert_eq!(out.code(), Some(143), "{out}");
+    assert!(
+        write_through_it().is_err(),
+        "stage1's executable became writable once it exited"
+    );
+    assert!(std::fs::read(&stage1).unwrap() == original);
+}

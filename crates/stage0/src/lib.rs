@@ -17,6 +17,7 @@ pub mod ports;
 pub mod prepare;
 pub mod quantity;
 pub mod spec;
+pub mod stage1_image;
 pub mod view;
 pub mod volumes;
 

@@ -85,8 +85,9 @@ pub fn debug_logging() {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        // A level, not an EnvFilter: its regex engine would be a third of this binary, which
-        // stage0 copies into a sealed memfd on every pod start.
+        // A level, not an EnvFilter: its regex engine would be a third of this binary, whose
+        // pages every pod start faults in (and which stage0 copies into a sealed memfd on
+        // hosts without the overlayfs view).
         .with_max_level(tracing::Level::DEBUG)
         .without_time()
         .try_init();
