@@ -194,10 +194,12 @@ fn memory_limit_gets_an_allocating_process_oom_killed() {
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     let mut child = Proc(child);
     let status = child.0.wait().unwrap();
-    assert_eq!(
-        status.code(),
-        Some(128 + 9),
-        "tail should be SIGKILLed by the OOM killer"
+    // The OOM killer picks tail (the shell then exits 137), but now and then, with tail's
+    // memory not yet reaped, the shell itself: either way, SIGKILL in the cgroup.
+    use std::os::unix::process::ExitStatusExt as _;
+    assert!(
+        status.code() == Some(128 + 9) || status.signal() == Some(9),
+        "the pipeline should be SIGKILLed by the OOM killer: {status:?}"
     );
     assert!(app.oom_kills().unwrap() >= 1);
     // The pod sees its app's kills (summed over the subtree on v1, hierarchical on v2).
