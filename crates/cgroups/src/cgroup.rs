@@ -152,13 +152,13 @@ impl TryFrom<RawCgroup> for Cgroup {
     }
 }
 
-/// What [`Cgroup::create_pod_with_supervisor`] made: the pod's cgroup and the leaf below it
-/// that holds the supervisor.
+/// What [`Cgroup::create_pod_with_supervisor`] made: the pod's cgroup and where the supervisor
+/// is in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodCgroup {
     /// `<caller's cgroup>/<name>`: record this one; apps go in its children.
     pub pod: Cgroup,
-    /// `<pod>/`[`SUPERVISOR`], holding the process that was given.
+    /// The supervisor's cgroup ([`Cgroup::supervisor`]), holding the process that was given.
     pub supervisor: Cgroup,
 }
 
@@ -207,7 +207,7 @@ impl Cgroup {
         let pod = parent.create_child(name)?;
         let mut moved = false;
         let result = (|| {
-            let supervisor = pod.create_child(SUPERVISOR)?;
+            let supervisor = pod.create_supervisor()?;
             moved = true;
             supervisor.add_process(pid)?;
             for (p, d) in parent.dirs.iter().zip(&pod.dirs).filter(|(p, _)| p.is_v2()) {
@@ -248,7 +248,7 @@ impl Cgroup {
         let pod = parent.create_child(name)?;
         let (mut moved_v1, mut moved_v2) = (false, false);
         let result = (|| {
-            let supervisor = pod.create_child(SUPERVISOR)?;
+            let supervisor = pod.create_supervisor()?;
             moved_v1 = true;
             supervisor.join_v1()?;
             let v2_dirs = parent.dirs.iter().zip(&pod.dirs).zip(&supervisor.dirs);
@@ -277,6 +277,39 @@ impl Cgroup {
                 Err(e)
             }
         }
+    }
+
+    /// Where a pod's supervisor (and stage1) is in this pod cgroup: the pod cgroup itself in
+    /// the v1 hierarchies, which allow processes beside child cgroups, and the leaf
+    /// `<pod>/`[`SUPERVISOR`] in the cgroup2 one, where a cgroup that passes controllers to
+    /// its children may hold no processes. (A v1 leaf as well would cost five more `mkdir`s
+    /// and a second device list per pod.) Nothing is created.
+    pub fn supervisor(&self) -> Result<Cgroup, CgroupError> {
+        let leaf = self.child(SUPERVISOR)?;
+        let dirs = self
+            .dirs
+            .iter()
+            .zip(leaf.dirs)
+            .map(|(pod, leaf)| if pod.is_v2() { leaf } else { pod.clone() })
+            .collect();
+        Ok(Cgroup {
+            layout: self.layout,
+            dirs,
+            v2_controllers: self.v2_controllers.clone(),
+        })
+    }
+
+    /// Creates the cgroup2 leaf of [`supervisor`](Self::supervisor) (if this pod spans the
+    /// cgroup2 hierarchy) and returns the supervisor's cgroup.
+    fn create_supervisor(&self) -> Result<Cgroup, CgroupError> {
+        let mut supervisor = self.supervisor()?;
+        for (parent, dir) in self.dirs.iter().zip(&mut supervisor.dirs) {
+            if dir.is_v2() {
+                create_dir(parent, dir, &self.v2_controllers)?;
+                dir.made_here = true;
+            }
+        }
+        Ok(supervisor)
     }
 
     /// The child `name` of this cgroup, without creating it (to reopen an app's cgroup).
@@ -631,6 +664,19 @@ mod tests {
             [
                 Path::new("/sys/fs/cgroup/cpu,cpuacct/a/pod/app"),
                 Path::new("/sys/fs/cgroup/unified/a/pod/app")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_supervisor_is_in_the_pod_cgroup_in_v1_and_in_a_leaf_in_cgroup2() {
+        let s = sample().child("pod").unwrap().supervisor().unwrap();
+        let paths: Vec<&Path> = s.dirs().iter().map(CgroupDir::path).collect();
+        assert_eq!(
+            paths,
+            [
+                Path::new("/sys/fs/cgroup/cpu,cpuacct/a/pod"),
+                Path::new("/sys/fs/cgroup/unified/a/pod/_supervisor")
             ]
         );
     }

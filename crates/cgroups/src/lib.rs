@@ -6,8 +6,9 @@
 //!
 //! ```text
 //! <caller's cgroup>/            in the hierarchies of POD_CONTROLLERS (v1 memory, cpu,
-//!   rkt-<uuid>/                 cpuacct, pids, devices) and the unified one
-//!     _supervisor/              stage1 and the pod's PID 1
+//!   rkt-<uuid>/                 cpuacct, pids, devices) and the unified one; in v1 it
+//!                               holds stage1 and the pod's PID 1 itself; the device list
+//!     _supervisor/              cgroup2 only: stage1 (when it must move) and the pod's PID 1
 //!     <app>/                    one per app; limits are set here
 //! ```
 //!
@@ -56,7 +57,7 @@
 //!
 //! # What is not here
 //! No systemd/D-Bus manager (there is no systemd on the target hosts; a delegated scope made
-//! by the user works as shown above), no freezer, no v2 device filter (BPF), no swap limit.
+//! by the user works as shown above), no freezer, no swap limit.
 
 #![forbid(unsafe_code)]
 
@@ -77,8 +78,9 @@ pub use discover::{Hierarchies, Hierarchy, HierarchyKind, Layout};
 pub use error::CgroupError;
 pub use limits::{CpuQuota, Limits, cpu_max_value, cpu_shares_to_weight};
 
-/// Name of the leaf cgroup, below the pod's, that holds stage1 and the supervisor. The
-/// underscore keeps it apart from app names (appc names allow only `[a-z0-9-]`).
+/// Name of the cgroup2 leaf, below the pod's, that holds the supervisor (see
+/// [`Cgroup::supervisor`]). The underscore keeps it apart from app names (appc names allow
+/// only `[a-z0-9-]`).
 pub const SUPERVISOR: &str = "_supervisor";
 
 /// The v1 controllers whose hierarchies get pod cgroups (see

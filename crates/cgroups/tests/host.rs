@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::{Guard, Proc, discover, proc_cgroups, read, sleeper, unique};
-use rkt_cgroups::{Cgroup, CgroupError, CpuQuota, HierarchyKind, Layout, Limits, SUPERVISOR};
+use rkt_cgroups::{Cgroup, CgroupError, CpuQuota, HierarchyKind, Layout, Limits};
 
 #[test]
 fn discover_matches_proc_self_cgroup_and_mounts() {
@@ -136,7 +136,7 @@ fn supervisor_leaf_holds_the_given_process_and_the_record_reopens() {
     let s = sleeper();
     let pc = Cgroup::create_pod_with_supervisor(&h, &unique("sup"), s.pid()).unwrap();
     let pod = Guard(pc.pod.clone());
-    assert_eq!(pc.supervisor, pod.child(SUPERVISOR).unwrap());
+    assert_eq!(pc.supervisor, pod.supervisor().unwrap());
     assert_eq!(pc.supervisor.procs().unwrap(), [s.pid()]);
     // The test process itself stayed where it was.
     let me = i32::try_from(std::process::id()).unwrap();

@@ -158,8 +158,8 @@ fn supervise(
         what: "the supervisor".into(),
         source,
     })?;
-    // stage1 is in the supervisor's leaf in the v1 hierarchies already; the fork puts the
-    // supervisor there in the cgroup2 one.
+    // stage1 is in the supervisor's cgroup in the v1 hierarchies already; the fork puts the
+    // supervisor in its cgroup2 leaf.
     let pid = match super::spawn::fork_into(supervisor_cgroup, "the supervisor")? {
         rkt_sys::Fork::Child => {
             drop(parent);
@@ -402,14 +402,15 @@ fn device_rules(req: &RunRequest) -> Vec<DeviceRule> {
 struct Cgroups {
     /// Each app's cgroup, in request order.
     apps: Vec<Cgroup>,
-    /// The supervisor's leaf, which stage1 has joined in the v1 hierarchies.
+    /// The supervisor's cgroup, which stage1 has joined in the v1 hierarchies.
     supervisor: Cgroup,
     /// Whether a device list is enforced.
     devices: DeviceControl,
 }
 
-/// The pod cgroup (recorded in `cgroup` before anything else can fail), the supervisor's leaf
-/// (joined, see [`Cgroup::create_pod_for_self`]) and each app's, with its limits.
+/// The pod cgroup (recorded in `cgroup` before anything else can fail) with its device list,
+/// the supervisor's place in it (joined, see [`Cgroup::create_pod_for_self`]) and each app's
+/// cgroup, with its limits.
 fn cgroups(paths: &PodPaths, req: &RunRequest) -> Result<Cgroups, Stage1Error> {
     let h = Hierarchies::discover()
         .map_err(|e| Stage1Error::cgroup("find the cgroup hierarchies", e))?
@@ -420,19 +421,17 @@ fn cgroups(paths: &PodPaths, req: &RunRequest) -> Result<Cgroups, Stage1Error> {
     let record =
         serde_json::to_vec(&pod).map_err(|e| Stage1Error::sys("encode the pod cgroup", e))?;
     status::write_file(paths.root(), status::CGROUP, &record)?;
-    // v1 lets a cgroup switch to deny-all only while it has no children, so every leaf (the
-    // supervisor's, then each app's as it is made) gets the list.
-    let rules = device_rules(req);
-    let restrict = |cg: &Cgroup, what: &str| -> Result<DeviceControl, Stage1Error> {
-        if insecure_paths(req) {
-            return Ok(DeviceControl::Unavailable {
-                why: "--insecure-options=paths".into(),
-            });
+    // Once, on the pod, before its app cgroups exist: v1 lets a cgroup switch to deny-all only
+    // while it has no child cgroups, and children made afterwards inherit the list; a cgroup2
+    // filter covers everything below it. Apps, the supervisor and stage1 itself get the list.
+    let devices = if insecure_paths(req) {
+        DeviceControl::Unavailable {
+            why: "--insecure-options=paths".into(),
         }
-        cg.restrict_devices(&rules)
-            .map_err(|e| Stage1Error::cgroup(format!("restrict the devices of {what}"), e))
+    } else {
+        pod.restrict_devices(&device_rules(req))
+            .map_err(|e| Stage1Error::cgroup("restrict the devices of the pod", e))?
     };
-    let devices = restrict(&supervisor, "the pod supervisor")?;
     let apps = req
         .apps
         .iter()
@@ -440,7 +439,6 @@ fn cgroups(paths: &PodPaths, req: &RunRequest) -> Result<Cgroups, Stage1Error> {
             let cg = pod.create_child(&app.name).map_err(|e| {
                 Stage1Error::cgroup(format!("create the cgroup of app {}", app.name), e)
             })?;
-            restrict(&cg, &format!("app {}", app.name))?;
             let l = &app.limits;
             let limits = rkt_cgroups::Limits {
                 memory_max: l.memory,

@@ -40,7 +40,7 @@ pub fn stop(pod_dir: &Path, force: bool) -> Result<(), Stage1Error> {
     let cgroup = run::recorded_cgroup(pod_dir)?
         .ok_or_else(|| Stage1Error::State("the pod has no cgroup record".into()))?;
     let supervisor = cgroup
-        .child(rkt_cgroups::SUPERVISOR)
+        .supervisor()
         .map_err(|e| Stage1Error::cgroup("find the supervisor's cgroup", e))?;
     let procs = supervisor
         .procs()
