@@ -10,7 +10,8 @@ for tool in hyperfine skopeo podman; do
   command -v "$tool" >/dev/null || { echo "benches: $tool is missing; run scripts/install.sh --bench" >&2; exit 1; }
 done
 
-cargo build --release --bins >&2
+# The release binaries as rkt runs them (stage1 linked statically).
+./scripts/build.sh >&2
 RKT=$ROOT/target/release/rkt
 FIXTURES=$ROOT/target/release/rkt-fixtures
 

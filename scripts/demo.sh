@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --bins
+./scripts/build.sh
 work=$(mktemp -d)
 serve_pid=
 demo_net="rkt-demo-$$"
