@@ -326,3 +326,19 @@ fn caps_effective_has_sys_resource() -> bool {
     let eff = u64::from_str_radix(&status["CapEff"], 16).unwrap();
     eff & rkt_stage1::caps::Capability::CAP_SYS_RESOURCE.bitmask() != 0
 }
+
+#[test]
+fn every_masked_directory_is_empty_and_read_only() {
+    // One tmpfs is bound over all of them: each must still be empty and refuse writes.
+    let script = "for d in /sys/firmware /sys/fs /sys/module /sys/power; do \
+                    [ -d $d ] || continue; \
+                    echo \"$d $(ls -A $d | wc -l) $(touch $d/x 2>&1 >/dev/null | grep -c Read-only)\"; \
+                  done";
+    let pod = TestPod::new(vec![sh("masked", script)]);
+    let text = run_ok(&pod);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 3, "too few masked directories here: {text}");
+    for line in lines {
+        assert!(line.ends_with(" 0 1"), "not empty and read-only: {line}");
+    }
+}

@@ -4,7 +4,7 @@
 //! `/sys` is mounted read-only as a whole (see [`super::mounts`]), so rkt's read-only list of
 //! `/sys/{block,bus,class,dev,devices,kernel}` needs no mounts of its own here.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use rustix::mount::MountAttrFlags;
@@ -47,7 +47,9 @@ pub const INACCESSIBLE: &[&str] = &[
 ];
 
 /// Applies both lists in the rootfs open at `root` (after `/proc` and `/sys` are mounted).
-/// Paths this kernel does not have are skipped.
+/// Paths this kernel does not have are skipped. Every masked directory gets the same empty
+/// tmpfs (one filesystem bound several times, not one per directory: each one more is a
+/// superblock to set up and, when the app exits, to tear down).
 pub fn apply(root: BorrowedFd<'_>) -> Result<(), ChildError> {
     for path in READ_ONLY {
         let Some(fd) = fsat::open_path(root, Path::new(path))? else {
@@ -62,6 +64,7 @@ pub fn apply(root: BorrowedFd<'_>) -> Result<(), ChildError> {
             fd.as_fd(),
         )?;
     }
+    let mut empty: Option<OwnedFd> = None;
     for path in INACCESSIBLE {
         let Some(fd) = fsat::open_path(root, Path::new(path))? else {
             continue;
@@ -69,14 +72,26 @@ pub fn apply(root: BorrowedFd<'_>) -> Result<(), ChildError> {
         let dir = fsat::is_dir(fd.as_fd())
             .map_err(|e| ChildError::new("masked", "stat").path(path).io(&e))?;
         if dir {
-            mount::new_fs(
-                "masked",
-                path,
-                "tmpfs",
-                &[Opt::Str("mode", "0"), Opt::Str("size", "4k")],
-                NOSUID_NODEV_NOEXEC | MountAttrFlags::MOUNT_ATTR_RDONLY,
-                fd.as_fd(),
-            )?;
+            match &empty {
+                Some(tmpfs) => mount::bind(
+                    "masked",
+                    path,
+                    Source::Fd(tmpfs.as_fd()),
+                    false,
+                    true,
+                    fd.as_fd(),
+                )?,
+                None => {
+                    empty = Some(mount::new_fs_kept(
+                        "masked",
+                        path,
+                        "tmpfs",
+                        &[Opt::Str("mode", "0"), Opt::Str("size", "4k")],
+                        NOSUID_NODEV_NOEXEC | MountAttrFlags::MOUNT_ATTR_RDONLY,
+                        fd.as_fd(),
+                    )?);
+                }
+            }
         } else {
             mount::bind(
                 "masked",

@@ -36,6 +36,18 @@ pub fn new_fs(
     attrs: MountAttrFlags,
     target: BorrowedFd<'_>,
 ) -> Result<(), ChildError> {
+    new_fs_kept(stage, what, fstype, options, attrs, target).map(drop)
+}
+
+/// [`new_fs`], returning the attached mount's root (`O_PATH`), to bind it elsewhere too.
+pub fn new_fs_kept(
+    stage: &str,
+    what: &str,
+    fstype: &str,
+    options: &[Opt<'_>],
+    attrs: MountAttrFlags,
+    target: BorrowedFd<'_>,
+) -> Result<OwnedFd, ChildError> {
     let err = |op: String| ChildError::new(stage, op).path(what);
     let fs = fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC)
         .map_err(|e| err(format!("create a {fstype} filesystem for")).errno(e))?;
@@ -50,7 +62,8 @@ pub fn new_fs(
         .map_err(|e| err(format!("create the {fstype} filesystem for")).errno(e))?;
     let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
         .map_err(|e| err(format!("mount the {fstype} filesystem for")).errno(e))?;
-    attach(stage, what, mnt.as_fd(), target)
+    attach(stage, what, mnt.as_fd(), target)?;
+    Ok(mnt)
 }
 
 /// Where a bind mount comes from.
