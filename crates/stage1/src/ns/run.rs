@@ -179,10 +179,18 @@ fn supervise(
         let _ = nix::sys::wait::waitpid(pid, None);
         return Err(e);
     }
-    parent.release().map_err(|source| Stage1Error::Sync {
-        what: "the supervisor".into(),
-        source,
-    })?;
+    if let Err(source) = parent.release() {
+        // The supervisor is gone: it failed to make the pod's namespaces, and said why.
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let (code, signal) = signals::forward_and_wait(pid)?;
+        if signal.is_none() && code == super::error::EXIT_STAGE1_FAILED {
+            return Ok(code);
+        }
+        return Err(Stage1Error::Sync {
+            what: "the supervisor".into(),
+            source,
+        });
+    }
     drop(parent);
     let (code, signal) = signals::forward_and_wait(pid)?;
     // Before the lock goes: whoever sees the pod exited must see how every app ended. A

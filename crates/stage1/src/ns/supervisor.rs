@@ -69,12 +69,14 @@ pub fn main(pod: &Pod<'_>, journal: Option<Journal>, mut release: ChildSide) -> 
     let result = (|| {
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
             .map_err(|e| Stage1Error::sys("set the parent-death signal", e))?;
+        // Before the release, while stage1 records the pid: making a network namespace is
+        // the costliest step of a pod's start in the kernel, and nothing outside sees it.
+        namespaces(pod.req, pod.netns)?;
         release.wait_release().map_err(|source| Stage1Error::Sync {
             what: "stage1".into(),
             source,
         })?;
         drop(release);
-        namespaces(pod.req, pod.netns)?;
         Supervisor::new(pod, journal)?.run()
     })();
     result.unwrap_or_else(|e| {
