@@ -2,9 +2,11 @@
 //!
 //! stage1 does everything that can fail cheaply first (read and check the request, compile
 //! the seccomp filters, write the pod's files), then creates the pod cgroup (recorded in
-//! `cgroup` at once, so `gc` finds it whatever happens next) and the app cgroups with their
-//! limits, unshares a PID namespace and forks the supervisor into it as its PID 1. stage1
-//! itself stays outside: it records the supervisor's host pid in `pid`, releases it (sync 1),
+//! `cgroup` at once, so `gc` finds it whatever happens next), unshares a PID namespace and
+//! forks the supervisor into it as its PID 1. While the supervisor makes the pod's other
+//! namespaces, stage1 makes the app cgroups with their limits (the two overlap on a machine
+//! with two cores). stage1 itself stays outside: it records the supervisor's host pid in
+//! `pid`, releases it (sync 1),
 //! passes on the signals it is sent, and exits with the supervisor's status, which is the
 //! pod's. It keeps the pod lock (`RKT_LOCK_FD`) open all along; so does the supervisor.
 
@@ -81,6 +83,7 @@ fn start_and_wait(
     oom_score_adj: &[Option<i32>],
 ) -> Result<i32, Stage1Error> {
     let Cgroups {
+        pod: pod_cgroup,
         apps: cgroups,
         supervisor: supervisor_cgroup,
         devices,
@@ -132,6 +135,7 @@ fn start_and_wait(
             interactive: request::is_interactive(req),
             netns: net.map(|n| &n.netns),
         },
+        &pod_cgroup,
         &supervisor_cgroup,
         journal,
     );
@@ -145,12 +149,13 @@ fn start_and_wait(
     result
 }
 
-/// Forks the supervisor (handing it `journal`), releases it once its pid is on record and
-/// waits for it.
+/// Forks the supervisor (handing it `journal`), makes the apps' cgroups in `pod_cgroup` while
+/// it makes the pod's namespaces, releases it once its pid is on record and waits for it.
 fn supervise(
     paths: &PodPaths,
     req: &RunRequest,
     pod: &Pod<'_>,
+    pod_cgroup: &Cgroup,
     supervisor_cgroup: &Cgroup,
     journal: Option<Journal>,
 ) -> Result<i32, Stage1Error> {
@@ -173,8 +178,10 @@ fn supervise(
         }
     };
     drop(child);
-    // Sync 1: the supervisor waits until its pid is on record.
-    if let Err(e) = status::write_pid(paths.root(), pid.as_raw()) {
+    // Sync 1: the supervisor waits until its apps' cgroups exist and its pid is on record.
+    if let Err(e) = create_app_cgroups(pod_cgroup, req)
+        .and_then(|()| status::write_pid(paths.root(), pid.as_raw()))
+    {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(pid, None);
         return Err(e);
@@ -408,7 +415,9 @@ fn device_rules(req: &RunRequest) -> Vec<DeviceRule> {
 
 /// What [`cgroups`] made.
 struct Cgroups {
-    /// Each app's cgroup, in request order.
+    /// The pod's cgroup.
+    pod: Cgroup,
+    /// Each app's cgroup, in request order: named, not made yet ([`create_app_cgroups`]).
     apps: Vec<Cgroup>,
     /// The supervisor's cgroup, which stage1 has joined in the v1 hierarchies.
     supervisor: Cgroup,
@@ -417,8 +426,8 @@ struct Cgroups {
 }
 
 /// The pod cgroup (recorded in `cgroup` before anything else can fail) with its device list,
-/// the supervisor's place in it (joined, see [`Cgroup::create_pod_for_self`]) and each app's
-/// cgroup, with its limits.
+/// and the supervisor's place in it (joined, see [`Cgroup::create_pod_for_self`]). The apps'
+/// cgroups are only named: stage1 makes them while the supervisor makes the pod's namespaces.
 fn cgroups(paths: &PodPaths, req: &RunRequest) -> Result<Cgroups, Stage1Error> {
     let h = Hierarchies::discover()
         .map_err(|e| Stage1Error::cgroup("find the cgroup hierarchies", e))?
@@ -444,29 +453,38 @@ fn cgroups(paths: &PodPaths, req: &RunRequest) -> Result<Cgroups, Stage1Error> {
         .apps
         .iter()
         .map(|app| {
-            let cg = pod.create_child(&app.name).map_err(|e| {
-                Stage1Error::cgroup(format!("create the cgroup of app {}", app.name), e)
-            })?;
-            let l = &app.limits;
-            let limits = rkt_cgroups::Limits {
-                memory_max: l.memory,
-                cpu_quota: l.cpu_millis.map(CpuQuota::from_millicores),
-                cpu_shares: l.cpu_shares,
-                pids_max: None,
-            };
-            if limits != rkt_cgroups::Limits::default() {
-                cg.set_limits(&limits).map_err(|e| {
-                    Stage1Error::cgroup(format!("set the limits of app {}", app.name), e)
-                })?;
-            }
-            Ok(cg)
+            pod.child(&app.name)
+                .map_err(|e| Stage1Error::cgroup(format!("name the cgroup of app {}", app.name), e))
         })
         .collect::<Result<Vec<_>, Stage1Error>>()?;
     Ok(Cgroups {
+        pod,
         apps,
         supervisor,
         devices,
     })
+}
+
+/// Makes each app's cgroup, with its limits.
+fn create_app_cgroups(pod: &Cgroup, req: &RunRequest) -> Result<(), Stage1Error> {
+    for app in &req.apps {
+        let cg = pod.create_child(&app.name).map_err(|e| {
+            Stage1Error::cgroup(format!("create the cgroup of app {}", app.name), e)
+        })?;
+        let l = &app.limits;
+        let limits = rkt_cgroups::Limits {
+            memory_max: l.memory,
+            cpu_quota: l.cpu_millis.map(CpuQuota::from_millicores),
+            cpu_shares: l.cpu_shares,
+            pids_max: None,
+        };
+        if limits != rkt_cgroups::Limits::default() {
+            cg.set_limits(&limits).map_err(|e| {
+                Stage1Error::cgroup(format!("set the limits of app {}", app.name), e)
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// The pod's cgroup as `run` recorded it, if it did.
