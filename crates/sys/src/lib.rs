@@ -14,8 +14,10 @@
 //! - [`mount_set_read_only`]: `mount_setattr(2)`, which neither rustix nor nix wraps.
 //! - [`reset_signal_dispositions`]: `signal(2)`, which nix marks unsafe for handlers' sake.
 //! - [`bpf`]: loading and attaching a cgroup v2 device filter, which nothing wraps.
+//! - [`pages`]: `madvise(2)` on the process's own clean code mappings when it goes idle.
 
 pub mod bpf;
+pub mod pages;
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 

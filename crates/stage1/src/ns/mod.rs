@@ -96,3 +96,17 @@ pub fn debug_logging() {
 fn absolute(p: &std::path::Path) -> Result<std::path::PathBuf, Stage1Error> {
     std::path::absolute(p).map_err(|e| Stage1Error::sys(format!("resolve {}", p.display()), e))
 }
+
+/// How long a running pod's stage1 and supervisor wait with nothing happening before they
+/// give back their startup pages ([`release_startup_pages`]).
+pub const IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Unmaps this process's clean code mappings (see [`rkt_sys::pages`]): what stage1 and the
+/// supervisor ran to start the pod stays in the page cache, not in their resident size, for
+/// the rest of the pod's life. Best effort.
+pub fn release_startup_pages() {
+    match rkt_sys::pages::release_clean_file_pages() {
+        Ok(n) => tracing::debug!("gave back {n} clean mappings"),
+        Err(e) => tracing::debug!("cannot give back the startup pages: {e}"),
+    }
+}

@@ -62,6 +62,7 @@ pub fn exit_code(status: WaitStatus) -> Option<(i32, Option<i32>)> {
 /// that killed it, if one did.
 pub fn forward_and_wait(child: Pid) -> Result<(i32, Option<i32>), Stage1Error> {
     let sfd = signalfd(false)?;
+    let mut idle = false;
     loop {
         match nix::sys::wait::waitpid(child, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {}
@@ -73,6 +74,13 @@ pub fn forward_and_wait(child: Pid) -> Result<(i32, Option<i32>), Stage1Error> {
             }
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(Stage1Error::sys("wait for the child process", e)),
+        }
+        if !idle {
+            // Quiet for a moment: the pod runs on; give back the startup pages.
+            idle = true;
+            if !readable_within(&sfd, super::IDLE_AFTER) {
+                super::release_startup_pages();
+            }
         }
         let info = match sfd.read_signal() {
             Ok(Some(info)) => info,
@@ -87,4 +95,20 @@ pub fn forward_and_wait(child: Pid) -> Result<(i32, Option<i32>), Stage1Error> {
             let _ = nix::sys::signal::kill(child, sig);
         }
     }
+}
+
+/// Whether `sfd` has a signal to read within `wait`.
+fn readable_within(sfd: &nix::sys::signalfd::SignalFd, wait: std::time::Duration) -> bool {
+    use std::os::fd::AsFd as _;
+    let ts = rustix::time::Timespec {
+        tv_sec: wait.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: wait.subsec_nanos().into(),
+    };
+    let fd = sfd.as_fd();
+    let mut fds = [rustix::event::PollFd::new(
+        &fd,
+        rustix::event::PollFlags::IN,
+    )];
+    // Interrupted or failed: say yes, and let the read find out.
+    rustix::event::poll(&mut fds, Some(&ts)).map_or(true, |n| n > 0)
 }

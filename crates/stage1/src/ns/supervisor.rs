@@ -126,6 +126,8 @@ struct Supervisor<'p, 'a> {
     killed: bool,
     first_failure: Option<i32>,
     outputs: Outputs,
+    /// How many times the startup pages were given back ([`super::release_startup_pages`]).
+    releases: u8,
 }
 
 impl<'p, 'a> Supervisor<'p, 'a> {
@@ -147,6 +149,7 @@ impl<'p, 'a> Supervisor<'p, 'a> {
             stopping: None,
             killed: false,
             first_failure: None,
+            releases: 0,
             outputs: Outputs::new(journal),
         })
     }
@@ -279,7 +282,20 @@ impl<'p, 'a> Supervisor<'p, 'a> {
                 }
                 _ => None,
             };
-            self.poll(timeout)?;
+            // A pod that runs on: once it has been quiet for a moment, give back the mappings
+            // of the code that started it (most of this process's resident size); once more
+            // after the next quiet moment, for what this loop and the release itself mapped
+            // back in (the kernel maps code in 64 KiB windows).
+            let idle_check = timeout.is_none() && self.releases < 2;
+            let timeout = if idle_check {
+                Some(super::IDLE_AFTER)
+            } else {
+                timeout
+            };
+            if !self.poll(timeout)? && idle_check {
+                self.releases += 1;
+                super::release_startup_pages();
+            }
             if let Some(deadline) = self.stopping
                 && !self.killed
                 && Instant::now() >= deadline
@@ -291,7 +307,9 @@ impl<'p, 'a> Supervisor<'p, 'a> {
         }
     }
 
-    fn poll(&mut self, timeout: Option<Duration>) -> Result<(), Stage1Error> {
+    /// Waits for the signals, the apps' output and journald; handles what came. Returns
+    /// whether anything did.
+    fn poll(&mut self, timeout: Option<Duration>) -> Result<bool, Stage1Error> {
         let ts = timeout.map(|d| rustix::time::Timespec {
             tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
             tv_nsec: d.subsec_nanos().into(),
@@ -338,7 +356,7 @@ impl<'p, 'a> Supervisor<'p, 'a> {
                 self.outputs.drain(&app.name, &mut app.output, *p);
             }
         }
-        Ok(())
+        Ok(ready.iter().any(|r| *r))
     }
 
     fn handle_signals(&mut self) -> Result<(), Stage1Error> {
