@@ -82,7 +82,7 @@ pub fn apply(root: BorrowedFd<'_>) -> Result<(), ChildError> {
                     fd.as_fd(),
                 )?,
                 None => {
-                    empty = Some(mount::new_fs_kept(
+                    empty = Some(mount::new_fs(
                         "masked",
                         path,
                         "tmpfs",

@@ -27,20 +27,9 @@ pub enum Opt<'a> {
 }
 
 /// Creates a new `fstype` filesystem with `options` and attaches it at `target` with the mount
-/// attributes `attrs`; `what` names it in errors (`/proc`, `/dev/shm`, …).
+/// attributes `attrs`; `what` names it in errors (`/proc`, `/dev/shm`, …). Returns the attached
+/// mount's root (`O_PATH`), to bind it elsewhere too.
 pub fn new_fs(
-    stage: &str,
-    what: &str,
-    fstype: &str,
-    options: &[Opt<'_>],
-    attrs: MountAttrFlags,
-    target: BorrowedFd<'_>,
-) -> Result<(), ChildError> {
-    new_fs_kept(stage, what, fstype, options, attrs, target).map(drop)
-}
-
-/// [`new_fs`], returning the attached mount's root (`O_PATH`), to bind it elsewhere too.
-pub fn new_fs_kept(
     stage: &str,
     what: &str,
     fstype: &str,
