@@ -67,9 +67,12 @@ RKT_PID=$!
 for _ in $(seq 100); do [ -s "$WORK/uuid" ] && break; sleep 0.1; done
 "$RKT" --dir "$STORE" status --wait-ready=30s --uuid-file "$WORK/uuid" >/dev/null
 SUP=$(cat "$STORE/pods/run/$(cat "$WORK/uuid")/pid")
-rkt_kb=$(( $(rss "$RKT_PID") + $(rss "$SUP") ))
 C=$($PODMAN run -d --pull=never --network=none --entrypoint /bin/sleep "$IMAGE_ID" 300)
 CONMON=$($PODMAN inspect -f '{{.State.ConmonPid}}' "$C")
+# Idle: both measured after a few quiet seconds (rkt's stage1 and supervisor give back their
+# start-up code pages after one).
+sleep 3
+rkt_kb=$(( $(rss "$RKT_PID") + $(rss "$SUP") ))
 conmon_kb=$(rss "$CONMON")
 printf "%-28s %8s KiB (PSS)\n" "rkt stage1 + supervisor" "$rkt_kb" "podman conmon" "$conmon_kb"
 awk -v a="$rkt_kb" -v b="$conmon_kb" 'BEGIN { printf "rkt / conmon: %.2fx\n", a / b }'
