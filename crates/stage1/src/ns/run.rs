@@ -189,8 +189,10 @@ fn supervise(
     if let Err(source) = parent.release() {
         // The supervisor is gone: it failed to make the pod's namespaces, and said why.
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        let (code, signal) = signals::forward_and_wait(pid)?;
-        if signal.is_none() && code == super::error::EXIT_STAGE1_FAILED {
+        let ended = nix::sys::wait::waitpid(pid, None)
+            .ok()
+            .and_then(signals::exit_code);
+        if let Some((code @ super::error::EXIT_STAGE1_FAILED, None)) = ended {
             return Ok(code);
         }
         return Err(Stage1Error::Sync {
