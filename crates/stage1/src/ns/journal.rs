@@ -183,10 +183,7 @@ impl Journal {
                 break;
             }
             let Some(fd) = self.fd() else { break };
-            let ts = rustix::time::Timespec {
-                tv_sec: left.as_secs().try_into().unwrap_or(i64::MAX),
-                tv_nsec: left.subsec_nanos().into(),
-            };
+            let ts = super::poll_timeout(left);
             let mut fds = [PollFd::new(&fd, PollFlags::OUT)];
             match rustix::event::poll(&mut fds, Some(&ts)) {
                 Ok(_) | Err(Errno::INTR) => {}

@@ -110,3 +110,11 @@ pub fn release_startup_pages() {
         Err(e) => tracing::debug!("cannot give back the startup pages: {e}"),
     }
 }
+
+/// `d` as a `poll(2)` timeout (saturated: no wait of stage1's comes near `i64::MAX` seconds).
+pub fn poll_timeout(d: std::time::Duration) -> rustix::time::Timespec {
+    rustix::time::Timespec::try_from(d).unwrap_or(rustix::time::Timespec {
+        tv_sec: i64::MAX,
+        tv_nsec: 0,
+    })
+}

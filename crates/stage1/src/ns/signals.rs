@@ -100,10 +100,7 @@ pub fn forward_and_wait(child: Pid) -> Result<(i32, Option<i32>), Stage1Error> {
 /// Whether `sfd` has a signal to read within `wait`.
 fn readable_within(sfd: &nix::sys::signalfd::SignalFd, wait: std::time::Duration) -> bool {
     use std::os::fd::AsFd as _;
-    let ts = rustix::time::Timespec {
-        tv_sec: wait.as_secs().try_into().unwrap_or(i64::MAX),
-        tv_nsec: wait.subsec_nanos().into(),
-    };
+    let ts = super::poll_timeout(wait);
     let fd = sfd.as_fd();
     let mut fds = [rustix::event::PollFd::new(
         &fd,

@@ -310,10 +310,7 @@ impl<'p, 'a> Supervisor<'p, 'a> {
     /// Waits for the signals, the apps' output and journald; handles what came. Returns
     /// whether anything did.
     fn poll(&mut self, timeout: Option<Duration>) -> Result<bool, Stage1Error> {
-        let ts = timeout.map(|d| rustix::time::Timespec {
-            tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
-            tv_nsec: d.subsec_nanos().into(),
-        });
+        let ts = timeout.map(super::poll_timeout);
         let mut where_: Vec<(usize, usize)> = Vec::new();
         let ready: Vec<bool> = {
             let mut fds = vec![PollFd::new(&self.signals, PollFlags::IN)];
