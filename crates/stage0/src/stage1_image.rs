@@ -84,7 +84,7 @@ impl Stage1Image {
     }
 
     /// The protected binary, to exec.
-    pub fn finish(mut self) -> Result<OwnedFd, Stage0Error> {
+    pub(crate) fn finish(mut self) -> Result<OwnedFd, Stage0Error> {
         match std::mem::replace(&mut self.state, State::Unsealed) {
             State::Ready(fd) => Ok(fd),
             State::Copying(thread) => thread.join().unwrap_or_else(|_| {
