@@ -13,7 +13,10 @@ use crate::spec::{AppSpec, PodSpec};
 
 /// The pod file listing, per app, the diff ids of the layer trees it uses, so that image gc
 /// keeps them while the pod exists even if its image is removed.
-pub const LAYERS_FILE: &str = "stage0/layers.json";
+pub const LAYERS_FILE: &str = "layers.json";
+/// Where pods made before rkt 0.1's pod directory diet keep it (a directory of its own was
+/// one more inode per pod start).
+const OLD_LAYERS_FILE: &str = "stage0/layers.json";
 /// The pod manifest, as `rkt cat-manifest` prints it.
 pub const MANIFEST_FILE: &str = "pod";
 
@@ -97,17 +100,8 @@ pub fn prepare(
 pub fn layers_in_use(pods: &Pods) -> Result<std::collections::HashSet<Digest>, Stage0Error> {
     let mut keep = std::collections::HashSet::new();
     for p in pods.list()? {
-        let path = p.dir.join(LAYERS_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(Stage0Error::Io {
-                    op: "read",
-                    path: path.display().to_string(),
-                    source,
-                });
-            }
+        let Some((path, bytes)) = read_layers_file(&p.dir)? else {
+            continue;
         };
         let m: BTreeMap<String, Vec<Digest>> =
             serde_json::from_slice(&bytes).map_err(|e| Stage0Error::Io {
@@ -118,6 +112,27 @@ pub fn layers_in_use(pods: &Pods) -> Result<std::collections::HashSet<Digest>, S
         keep.extend(m.into_values().flatten());
     }
     Ok(keep)
+}
+
+/// The pod's layer list, where this rkt or an older one wrote it; `None` if it has none.
+fn read_layers_file(
+    dir: &std::path::Path,
+) -> Result<Option<(std::path::PathBuf, Vec<u8>)>, Stage0Error> {
+    for rel in [LAYERS_FILE, OLD_LAYERS_FILE] {
+        let path = dir.join(rel);
+        match std::fs::read(&path) {
+            Ok(b) => return Ok(Some((path, b))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(Stage0Error::Io {
+                    op: "read",
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Serialising the pod's documents without a generic parameter per call site.

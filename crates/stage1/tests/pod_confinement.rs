@@ -342,3 +342,28 @@ fn every_masked_directory_is_empty_and_read_only() {
         assert!(line.ends_with(" 0 1"), "not empty and read-only: {line}");
     }
 }
+
+#[test]
+fn an_images_own_etc_hosts_is_kept_and_an_app_that_writes_nothing_leaves_its_upper_dir_empty() {
+    // A third layer with the image's own /etc/hosts, on top of the test image.
+    let own = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::create_dir(own.path().join("etc")).unwrap();
+    std::fs::write(own.path().join("etc/hosts"), "10.9.9.9 the-images-own\n").unwrap();
+    let mut a = sh(
+        "etc",
+        "cat /etc/hosts; cat /etc/hostname; ls -d /proc/1 /sys/kernel /dev/null",
+    );
+    a.layers.push(own.path().to_owned());
+    let pod = TestPod::new(vec![a]);
+    assert_eq!(
+        run_ok(&pod),
+        "10.9.9.9 the-images-own\ntestpod\n/dev/null\n/proc/1\n/sys/kernel\n"
+    );
+    // Every mount point came from the image or the placeholder layer: nothing was created or
+    // copied up for them (`rkt export` of this app is an empty layer).
+    let upper: Vec<_> = std::fs::read_dir(pod.dir.join("apps/etc/upper"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(upper.is_empty(), "{upper:?}");
+}

@@ -98,9 +98,12 @@ fn setup_and_exec(setup: AppSetup<'_>, sync: &mut ChildSide) -> Result<Infallibl
         rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
     )
     .map_err(|e| ChildError::new("rootfs", "make the app's mounts private").errno(e))?;
-    let rootfs_dir = setup.paths.rootfs(&app.name);
+    // Mounted over the app's own directory, in this mount namespace only: no mount point to
+    // create per app, and its upper and work dirs stay out of the app's view.
+    let rootfs_dir = setup.paths.app(&app.name);
     rootfs::mount_overlay(
         &app.layers,
+        setup.etc.placeholders.as_deref(),
         &setup.paths.upper(&app.name),
         &setup.paths.work(&app.name),
         &rootfs_dir,

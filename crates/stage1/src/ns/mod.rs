@@ -30,6 +30,7 @@ pub mod mount;
 pub mod mounts;
 pub mod network;
 pub mod output;
+pub mod placeholders;
 pub mod podfiles;
 pub mod request;
 pub mod rootfs;

@@ -112,7 +112,8 @@ fn etc_files(root: BorrowedFd<'_>, plan: &MountPlan<'_>) -> Result<(), ChildErro
             EtcSource::Pod(file) => bind_file(root, target, file, false)?,
             EtcSource::Host(file) => bind_file(root, target, file, true)?,
             EtcSource::ImageOr(file) => {
-                if fsat::open_path(root, Path::new(target))?.is_none() {
+                let own = fsat::open_path(root, Path::new(target))?;
+                if own.is_none_or(|fd| super::placeholders::is_placeholder(fd.as_fd())) {
                     // An image whose file is a dangling link keeps its link: rkt's fallback
                     // is for images without the file, not a reason to fail the app.
                     if let Err(e) = bind_file(root, target, file, false) {

@@ -3,13 +3,13 @@
 //! `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`.
 //!
 //! ```text
-//! <pod>/apps/<app>/rootfs   mount point of the app's overlayfs (mounted only inside the
+//! <pod>/apps/<app>/         mount point of the app's overlayfs (mounted only inside the
 //!                           app's own mount namespace)
 //! <pod>/apps/<app>/upper    overlayfs upper dir: what the app writes
 //! <pod>/apps/<app>/work     overlayfs work dir
 //! <pod>/apps/<app>/logs/    current.log (CRI format), current.log.1, .2
 //! <pod>/volumes/<name>/     an `empty` volume, shared by the apps that mount it
-//! <pod>/stage1/etc/         hostname, hosts, resolv.conf bound into the apps
+//! <pod>/stage1/             hostname, hosts, resolv.conf bound into the apps
 //! ```
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -40,11 +40,6 @@ impl PodPaths {
         self.root.join("apps").join(app)
     }
 
-    /// `apps/<app>/rootfs`.
-    pub fn rootfs(&self, app: &str) -> PathBuf {
-        self.app(app).join("rootfs")
-    }
-
     /// `apps/<app>/upper`.
     pub fn upper(&self, app: &str) -> PathBuf {
         self.app(app).join("upper")
@@ -65,9 +60,10 @@ impl PodPaths {
         self.root.join("volumes").join(name)
     }
 
-    /// `stage1/etc/<file>`.
+    /// `stage1/<file>`, a generated `/etc` file (stage1/ already exists: stage0 puts the
+    /// request there).
     pub fn etc(&self, file: &str) -> PathBuf {
-        self.root.join("stage1/etc").join(file)
+        self.root.join("stage1").join(file)
     }
 }
 
@@ -94,13 +90,15 @@ pub struct EtcFiles {
     pub hosts: EtcSource,
     /// `/etc/resolv.conf`.
     pub resolv_conf: EtcSource,
+    /// The placeholder layer under the apps' images, when it could be made (see
+    /// [`add_placeholders`]).
+    pub placeholders: Option<PathBuf>,
 }
 
 /// Makes every directory and file of the table above.
 pub fn prepare(paths: &PodPaths, req: &RunRequest) -> Result<EtcFiles, Stage1Error> {
     for app in &req.apps {
         for dir in [
-            paths.rootfs(&app.name),
             paths.upper(&app.name),
             paths.work(&app.name),
             paths.logs(&app.name),
@@ -150,7 +148,22 @@ pub fn prepare(paths: &PodPaths, req: &RunRequest) -> Result<EtcFiles, Stage1Err
         hostname,
         hosts,
         resolv_conf,
+        placeholders: None,
     })
+}
+
+/// Sets the placeholder layer that matches the pod's final `/etc` files (after the network's
+/// DNS settings). Without one (`/run` not writable), apps' mount points are created in their
+/// upper dirs as before.
+pub fn add_placeholders(etc: &mut EtcFiles) {
+    let with_resolv_conf = matches!(etc.resolv_conf, EtcSource::Pod(_) | EtcSource::Host(_));
+    match super::placeholders::layer(with_resolv_conf) {
+        Ok(dir) => etc.placeholders = Some(dir),
+        Err(e) => tracing::debug!(
+            "no placeholder layer in {}: {e}",
+            super::placeholders::PLACEHOLDER_DIR
+        ),
+    }
 }
 
 /// The fallback `/etc/hosts` of an image that has none.
@@ -209,7 +222,7 @@ mod tests {
             apps: vec![crate::ns::request::tests::app("web")],
         };
         let etc = prepare(&paths, &req).unwrap();
-        assert!(paths.rootfs("web").is_dir() && paths.logs("web").is_dir());
+        assert!(paths.upper("web").is_dir() && paths.logs("web").is_dir());
         let meta = std::fs::metadata(paths.volume("scratch")).unwrap();
         assert_eq!(
             (meta.mode() & 0o7777, meta.uid(), meta.gid()),

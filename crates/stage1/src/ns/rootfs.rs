@@ -22,8 +22,9 @@ pub struct OverlayOptions {
 }
 
 /// Builds the overlayfs options for `layers` (base first, as the request lists them;
-/// overlayfs wants the top layer first), `upper` and `work`, no longer than `limit` bytes with
-/// its terminating NUL (`mount(2)` copies one page of options).
+/// overlayfs wants the top layer first) over the optional `placeholders` layer (see
+/// [`super::placeholders`]), `upper` and `work`, no longer than `limit` bytes with its
+/// terminating NUL (`mount(2)` copies one page of options).
 ///
 /// When absolute lower dirs do not fit, they are written relative to their longest common
 /// parent and the mount runs from there, as containerd does: a store's layer trees share a
@@ -31,13 +32,16 @@ pub struct OverlayOptions {
 /// before `\`, `,` and `:`).
 pub fn overlay_options(
     layers: &[PathBuf],
+    placeholders: Option<&Path>,
     upper: &Path,
     work: &Path,
     limit: usize,
 ) -> Result<OverlayOptions, ChildError> {
+    // Always absolute: it is not under the layers' common parent.
+    let bottom = placeholders.map(|p| format!(":{}", escape(p))).unwrap_or_default();
     let build = |lower: &[String]| {
         format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={}{bottom},upperdir={},workdir={}",
             lower.join(":"),
             escape(upper),
             escape(work)
@@ -105,14 +109,16 @@ fn common_parent(paths: &[PathBuf]) -> Option<PathBuf> {
     Some(common)
 }
 
-/// Mounts the overlayfs of `layers` at `target` (in the calling process's mount namespace).
+/// Mounts the overlayfs of `layers` (over `placeholders`) at `target` (in the calling
+/// process's mount namespace).
 pub fn mount_overlay(
     layers: &[PathBuf],
+    placeholders: Option<&Path>,
     upper: &Path,
     work: &Path,
     target: &Path,
 ) -> Result<(), ChildError> {
-    let opts = overlay_options(layers, upper, work, rustix::param::page_size())?;
+    let opts = overlay_options(layers, placeholders, upper, work, rustix::param::page_size())?;
     if let Some(dir) = &opts.chdir {
         rustix::process::chdir(dir).map_err(|e| {
             ChildError::new("rootfs", "change to the layers' directory")
@@ -200,12 +206,26 @@ mod tests {
     #[test]
     fn options_list_the_top_layer_first_and_escape_separators() {
         let layers = vec![PathBuf::from("/s/base"), PathBuf::from("/s/a,b:c")];
-        let o = overlay_options(&layers, Path::new("/p/up"), Path::new("/p/work"), 4096).unwrap();
+        let o = overlay_options(&layers, None, Path::new("/p/up"), Path::new("/p/work"), 4096)
+            .unwrap();
         assert_eq!(
             o.data,
             r"lowerdir=/s/a\,b\:c:/s/base,upperdir=/p/up,workdir=/p/work"
         );
         assert_eq!(o.chdir, None);
+        // The placeholder layer goes under the image's.
+        let o = overlay_options(
+            &layers,
+            Some(Path::new("/run/ph")),
+            Path::new("/p/up"),
+            Path::new("/p/work"),
+            4096,
+        )
+        .unwrap();
+        assert_eq!(
+            o.data,
+            r"lowerdir=/s/a\,b\:c:/s/base:/run/ph,upperdir=/p/up,workdir=/p/work"
+        );
     }
 
     #[test]
@@ -214,21 +234,24 @@ mod tests {
         let layers: Vec<PathBuf> = (0..40)
             .map(|i| PathBuf::from(format!("{store}/sha256-{i:064}")))
             .collect();
-        let o = overlay_options(&layers, Path::new("/p/up"), Path::new("/p/w"), 4096).unwrap();
+        let ph = Some(Path::new("/run/rkt/placeholders/v1"));
+        let o = overlay_options(&layers, ph, Path::new("/p/up"), Path::new("/p/w"), 4096).unwrap();
         assert_eq!(o.chdir.as_deref(), Some(Path::new(&store)));
         assert!(o.data.starts_with(&format!("lowerdir=sha256-{:064}:", 39)));
+        // Still absolute, at the bottom.
+        assert!(o.data.contains(&format!("sha256-{:064}:/run/rkt/placeholders/v1,", 0)));
         assert!(o.data.len() < 4096);
         // Too many even so.
         let layers: Vec<PathBuf> = (0..100)
             .map(|i| PathBuf::from(format!("{store}/sha256-{i:064}")))
             .collect();
-        let e = overlay_options(&layers, Path::new("/p/up"), Path::new("/p/w"), 4096);
+        let e = overlay_options(&layers, None, Path::new("/p/up"), Path::new("/p/w"), 4096);
         assert!(e.unwrap_err().to_string().contains("fewer layers"));
         // Layers with nothing in common but / cannot be shortened.
         let layers: Vec<PathBuf> = (0..100)
             .map(|i| PathBuf::from(format!("/{i:0100}")))
             .collect();
-        assert!(overlay_options(&layers, Path::new("/u"), Path::new("/w"), 4096).is_err());
+        assert!(overlay_options(&layers, None, Path::new("/u"), Path::new("/w"), 4096).is_err());
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub fn run(pod_dir: &Path) -> Result<i32, Stage1Error> {
         if let Some(net) = &net {
             network_dns(&paths, &req, net, &mut etc)?;
         }
+        podfiles::add_placeholders(&mut etc);
         start_and_wait(
             &paths,
             &mut req,
