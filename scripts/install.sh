@@ -38,6 +38,9 @@ if [ "$want_tests" = 1 ]; then
   pkgs+=(openssl)                    # s_server: a TLS peer for the registry client's tests
   pkgs+=(containernetworking-plugins iptables)  # rkt-net's tests run the real plugins
   pkgs+=(systemd)                    # systemd-journald and journalctl: app logs in a journal
+  # A pure cgroup2 host for the cgroup tests (this machine's layout is hybrid): Debian's kernel
+  # booted under qemu (software emulation here) with cgroup v1 switched off.
+  pkgs+=(qemu-system-x86 linux-image-amd64)
 fi
 if [ "$want_bench" = 1 ]; then
   pkgs+=(podman skopeo crun runc hyperfine)

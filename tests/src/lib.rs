@@ -20,6 +20,7 @@ pub mod registry;
 pub mod rkt;
 pub mod spawn;
 pub mod tarw;
+pub mod vm;
 
 pub use compress::Compression;
 pub use fixtures::{FixtureError, Fixtures};

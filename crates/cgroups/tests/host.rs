@@ -340,6 +340,11 @@ fn errors_for_a_gone_process_and_a_bad_name() {
 #[test]
 fn kill_all_without_cgroup_kill_signals_every_process() {
     let h = discover();
+    if h.layout() == Layout::V2 {
+        // Every directory is a cgroup2 one with `cgroup.kill`: no record lacks it.
+        println!("SKIP: a pure cgroup2 host has no v1 hierarchy to kill round by round");
+        return;
+    }
     let pod = Guard(Cgroup::create_pod(&h, &unique("sigkill")).unwrap());
     let app = pod.create_child("app").unwrap();
     // A shell that keeps forking children: each round must catch the new ones.

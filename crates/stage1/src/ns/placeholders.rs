@@ -36,11 +36,7 @@ pub fn layer(with_resolv_conf: bool) -> std::io::Result<PathBuf> {
     } else {
         &["etc/hostname", "etc/hosts"]
     };
-    let name = if with_resolv_conf {
-        "v1-resolv"
-    } else {
-        "v1"
-    };
+    let name = if with_resolv_conf { "v1-resolv" } else { "v1" };
     let base = Path::new(PLACEHOLDER_DIR);
     let dir = base.join(name);
     if dir.is_dir() {
@@ -83,9 +79,9 @@ fn populate(root: &Path, files: &[&str]) -> std::io::Result<()> {
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0)
+            .mode(0o000)
             .open(&path)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000))?;
     }
     Ok(())
 }

@@ -38,7 +38,9 @@ pub fn overlay_options(
     limit: usize,
 ) -> Result<OverlayOptions, ChildError> {
     // Always absolute: it is not under the layers' common parent.
-    let bottom = placeholders.map(|p| format!(":{}", escape(p))).unwrap_or_default();
+    let bottom = placeholders
+        .map(|p| format!(":{}", escape(p)))
+        .unwrap_or_default();
     let build = |lower: &[String]| {
         format!(
             "lowerdir={}{bottom},upperdir={},workdir={}",
@@ -118,7 +120,13 @@ pub fn mount_overlay(
     work: &Path,
     target: &Path,
 ) -> Result<(), ChildError> {
-    let opts = overlay_options(layers, placeholders, upper, work, rustix::param::page_size())?;
+    let opts = overlay_options(
+        layers,
+        placeholders,
+        upper,
+        work,
+        rustix::param::page_size(),
+    )?;
     if let Some(dir) = &opts.chdir {
         rustix::process::chdir(dir).map_err(|e| {
             ChildError::new("rootfs", "change to the layers' directory")
@@ -206,8 +214,14 @@ mod tests {
     #[test]
     fn options_list_the_top_layer_first_and_escape_separators() {
         let layers = vec![PathBuf::from("/s/base"), PathBuf::from("/s/a,b:c")];
-        let o = overlay_options(&layers, None, Path::new("/p/up"), Path::new("/p/work"), 4096)
-            .unwrap();
+        let o = overlay_options(
+            &layers,
+            None,
+            Path::new("/p/up"),
+            Path::new("/p/work"),
+            4096,
+        )
+        .unwrap();
         assert_eq!(
             o.data,
             r"lowerdir=/s/a\,b\:c:/s/base,upperdir=/p/up,workdir=/p/work"
@@ -239,7 +253,10 @@ mod tests {
         assert_eq!(o.chdir.as_deref(), Some(Path::new(&store)));
         assert!(o.data.starts_with(&format!("lowerdir=sha256-{:064}:", 39)));
         // Still absolute, at the bottom.
-        assert!(o.data.contains(&format!("sha256-{:064}:/run/rkt/placeholders/v1,", 0)));
+        assert!(
+            o.data
+                .contains(&format!("sha256-{:064}:/run/rkt/placeholders/v1,", 0))
+        );
         assert!(o.data.len() < 4096);
         // Too many even so.
         let layers: Vec<PathBuf> = (0..100)
