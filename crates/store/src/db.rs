@@ -17,7 +17,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::error::StoreError;
@@ -81,16 +80,13 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     )
     .map_err(err("open"))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(err("configure"))?;
-    // WAL lets readers (list, resolve) run while a fetch writes; FULL makes each committed
-    // transaction survive power loss, not just a killed process.
-    set_wal(&conn).map_err(err("switch to WAL mode"))?;
+    // A rollback journal, not WAL: every `rkt` is a short-lived process and usually the only
+    // one on the index, and in WAL mode each such first connection maps and resets the
+    // shared-memory index (a dozen syscalls and writes) before it can read a page; `rkt run`
+    // only reads. Writers (fetch, rm, gc) are rare and short; readers wait for their commit
+    // through the busy handler. FULL makes each committed transaction survive power loss.
+    set_rollback_journal(&conn).map_err(err("leave WAL mode"))?;
     conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(err("configure"))?;
-    // Closing the last connection would otherwise checkpoint the WAL into the index, with an
-    // fsync of the WAL, the directory and the index: tens of milliseconds of every `rkt run`
-    // on a busy disk, for nothing, since every commit in the WAL is already durable (FULL).
-    // The WAL is checkpointed as it grows instead (every 1000 pages, during a commit).
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
         .map_err(err("configure"))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(err("configure"))?;
@@ -98,14 +94,16 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Switches a connection to WAL. On a fresh index the switch needs an exclusive lock and
-/// SQLite answers SQLITE_BUSY at once, without the busy handler, while another process opening
-/// the same fresh store holds a lock (several `rkt fetch` into a new `--dir`); so retry until
-/// [`BUSY_TIMEOUT`]. On an index already in WAL mode this is a no-op that takes no lock.
-fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
+/// Puts an index that an earlier rkt left in WAL mode back to a rollback journal (`DELETE`:
+/// no journal file between transactions, so a reader's check for one is a failed `access`).
+/// A rollback journal is per connection and the default, so on an index already out of WAL
+/// this is a no-op; converting needs an exclusive lock, which SQLite refuses at once, without
+/// the busy handler, while another process has the index open: so retry until
+/// [`BUSY_TIMEOUT`].
+fn set_rollback_journal(conn: &Connection) -> rusqlite::Result<()> {
     let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
     loop {
-        match conn.pragma_update(None, "journal_mode", "WAL") {
+        match conn.pragma_update(None, "journal_mode", "DELETE") {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if matches!(
                     e.code,
@@ -170,18 +168,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn closing_leaves_the_wal_for_later_instead_of_checkpointing_with_fsyncs() {
+    fn a_commit_is_in_the_index_file_itself_with_no_journal_left() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index.db");
         let conn = open(&path).unwrap();
         conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (42);")
             .unwrap();
-        drop(conn);
-        // A checkpoint on close would have emptied and removed the WAL.
-        let wal = std::fs::metadata(dir.path().join("index.db-wal")).unwrap();
-        assert!(wal.len() > 0);
-        let conn = open(&path).unwrap();
-        let x: i64 = conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+        for leftover in ["index.db-wal", "index.db-shm", "index.db-journal"] {
+            assert!(!dir.path().join(leftover).exists(), "{leftover}");
+        }
+        // Another process (connection) sees it with the writer still open.
+        let other = open(&path).unwrap();
+        let x: i64 = other
+            .query_row("SELECT x FROM t", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(x, 42);
     }
 }

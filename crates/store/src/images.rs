@@ -335,11 +335,11 @@ impl Store {
     /// Records that an image was just used (by a pod), for `rkt image list` and image gc
     /// policies.
     ///
-    /// It is on `rkt run`'s path, so it does not write the index: every commit there leaves
-    /// pages in the WAL that each later `rkt` process re-reads when it opens the index (the
-    /// WAL is only checkpointed as it grows), so a busy host's pod starts got slower with each
-    /// one. The time goes into the modification time of `used/<algo>-<hex>` instead, one
-    /// `open` and `futimens`, and [`Store::list_images`] takes the later of the two.
+    /// It is on `rkt run`'s path, so it does not write the index: a commit there would take
+    /// the index's write lock (making concurrent pod starts wait for each other) and fsync a
+    /// journal, the index and its directory. The time goes into the modification time of
+    /// `used/<algo>-<hex>` instead, one `open` and `futimens`, and [`Store::list_images`]
+    /// takes the later of the two.
     pub fn touch(&self, id: &Digest) -> Result<(), StoreError> {
         let path = self.used_path(id);
         let open = || {

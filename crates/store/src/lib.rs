@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! store/
-//!   index.db               SQLite, WAL mode (schema in the `db` module docs)
+//!   index.db               SQLite, rollback journal (schema in the `db` module docs)
 //!   blobs/<algo>/<hex>     blobs exactly as distributed
 //!   layers/<algo>/<hex>/   one unpacked layer per diff id: tree/ and info.json
 //!   locks/                 key locks (one file per key being fetched) and the gc fence
@@ -87,12 +87,6 @@ pub use verify::{Check, LayerCheck, VerifyReport};
 
 use crate::error::IoContext;
 use crate::fsutil::{DIR_MODE, FILE_MODE, check_not_overlayfs, check_same_device, ensure_dir};
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        self.checkpoint_if_written();
-    }
-}
 
 /// The default store root (`--dir` defaults to `/var/lib/rkt`).
 pub const DEFAULT_ROOT: &str = "/var/lib/rkt/store";
@@ -181,28 +175,6 @@ impl Store {
     /// for itself.
     pub fn gc_fence(&self) -> Result<GcFence, StoreError> {
         lock::fence(&self.locks_dir(), false)
-    }
-
-    /// Folds the WAL back into the index if this process wrote to it.
-    ///
-    /// Connections do not checkpoint on close (that fsyncs, on every `rkt run`), and a WAL
-    /// left with frames in it is re-read and re-checksummed by every later process that opens
-    /// the index first (SQLite rebuilds its WAL index from it): that grew `rkt run`'s time by
-    /// up to milliseconds. Writers (fetch, rm, gc) are rare and slow anyway, so they pay here.
-    fn checkpoint_if_written(&self) {
-        let wal = self.root.join("index.db-wal");
-        if std::fs::metadata(&wal).map_or(true, |m| m.len() == 0) {
-            return;
-        }
-        // Another process reading or writing makes this busy: then it is left for the next
-        // writer at once rather than waited for (nothing is lost either way).
-        let conn = self.conn();
-        let r = conn
-            .busy_timeout(std::time::Duration::ZERO)
-            .and_then(|()| conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())));
-        if let Err(e) = r {
-            tracing::debug!("store index checkpoint skipped: {e}");
-        }
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {

@@ -426,24 +426,82 @@ fn unprivileged_users_can_read_the_index() {
     assert_eq!(store.resolve("x").unwrap(), rec);
 }
 
-/// A pod start records its image's use without writing the index: a WAL with frames in it is
-/// re-read by every process that opens the index next.
+/// A pod start records its image's use without writing the index (a commit would take its
+/// write lock and fsync), and between transactions the index is one file: no WAL or
+/// shared-memory index for each new process to map and reset, no journal left behind.
 #[test]
-fn touch_leaves_the_index_alone_and_writers_leave_no_wal() {
+fn touch_leaves_the_index_alone_and_the_index_is_one_file_between_transactions() {
+    let (d, store) = store();
+    let a = make_image(&store, None, vec![]);
+    store.insert_image(&a, &[name("a:1")], None).unwrap();
+    let root = d.path().join("store");
+    let siblings = || {
+        let mut v: Vec<String> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("index.db"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(siblings(), ["index.db"]);
+    let index = root.join("index.db");
+    let stamp = || {
+        let m = std::fs::metadata(&index).unwrap();
+        (m.modified().unwrap(), m.len())
+    };
+    let before = store.list_images().unwrap()[0].last_used;
+    let written = stamp();
+    std::thread::sleep(Duration::from_millis(5));
+    for _ in 0..10 {
+        store.touch(&a.id).unwrap();
+    }
+    assert_eq!(stamp(), written);
+    assert!(store.list_images().unwrap()[0].last_used > before);
+    drop(store);
+    assert_eq!(siblings(), ["index.db"]);
+}
+
+/// An index an earlier rkt left in WAL mode is switched back to a rollback journal, with the
+/// WAL's content folded in.
+#[test]
+fn an_index_in_wal_mode_is_switched_to_a_rollback_journal_keeping_its_content() {
     let (d, store) = store();
     let a = make_image(&store, None, vec![]);
     store.insert_image(&a, &[name("a:1")], None).unwrap();
     drop(store);
     let root = d.path().join("store");
-    let wal = root.join("index.db-wal");
-    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
-    assert_eq!(wal_len(), 0, "a writer checkpoints the WAL when it is done");
-    let store = Store::open(&root).unwrap();
-    let before = store.list_images().unwrap()[0].last_used;
-    std::thread::sleep(Duration::from_millis(5));
-    for _ in 0..10 {
-        store.touch(&a.id).unwrap();
+    {
+        let conn = rusqlite::Connection::open(root.join("index.db")).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        // A write that stays in the WAL: no checkpoint on close.
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0; CREATE TABLE left_in_wal (x INTEGER);")
+            .unwrap();
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .unwrap();
     }
-    assert_eq!(wal_len(), 0);
-    assert!(store.list_images().unwrap()[0].last_used > before);
+    assert!(std::fs::metadata(root.join("index.db-wal")).unwrap().len() > 0);
+    let store = Store::open(&root).unwrap();
+    assert_eq!(store.resolve("a:1").unwrap(), a);
+    drop(store);
+    assert!(!root.join("index.db-wal").exists());
+    let conn = rusqlite::Connection::open(root.join("index.db")).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+    let kept: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'left_in_wal'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 1);
 }
