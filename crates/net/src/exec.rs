@@ -301,10 +301,11 @@ fn collect_inner(child: &mut Child, limits: Limits) -> Result<Output, Stop> {
             return Err(Stop::TimedOut(stderr));
         }
         let left = deadline - now;
-        let timeout = Timespec {
-            tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: left.subsec_nanos().into(),
-        };
+        // rustix's conversion; a span too long for a timespec is as good as forever.
+        let timeout = Timespec::try_from(left).unwrap_or(Timespec {
+            tv_sec: i64::MAX,
+            tv_nsec: 0,
+        });
         let mut fds = Vec::with_capacity(3);
         let mut which = Vec::with_capacity(3);
         if let Some(fd) = &stdout_fd {
