@@ -214,30 +214,25 @@ mod tests {
     #[test]
     fn options_list_the_top_layer_first_and_escape_separators() {
         let layers = vec![PathBuf::from("/s/base"), PathBuf::from("/s/a,b:c")];
-        let o = overlay_options(
-            &layers,
-            None,
-            Path::new("/p/up"),
-            Path::new("/p/work"),
-            4096,
-        )
-        .unwrap();
+        let opts = |placeholders: Option<&Path>| {
+            overlay_options(
+                &layers,
+                placeholders,
+                Path::new("/p/up"),
+                Path::new("/p/work"),
+                4096,
+            )
+            .unwrap()
+        };
+        let o = opts(None);
         assert_eq!(
             o.data,
             r"lowerdir=/s/a\,b\:c:/s/base,upperdir=/p/up,workdir=/p/work"
         );
         assert_eq!(o.chdir, None);
         // The placeholder layer goes under the image's.
-        let o = overlay_options(
-            &layers,
-            Some(Path::new("/run/ph")),
-            Path::new("/p/up"),
-            Path::new("/p/work"),
-            4096,
-        )
-        .unwrap();
         assert_eq!(
-            o.data,
+            opts(Some(Path::new("/run/ph"))).data,
             r"lowerdir=/s/a\,b\:c:/s/base:/run/ph,upperdir=/p/up,workdir=/p/work"
         );
     }
