@@ -200,7 +200,12 @@ fn build_initrd(dir: &Path, version: &str) -> Result<(), String> {
         .map_err(|e| format!("initrd: cannot copy /bin/busybox (busybox-static): {e}"))?;
     let mut order = Vec::new();
     for m in MODULES {
-        let out = Command::new("modprobe")
+        // kmod's, by path: a test's PATH may lack the sbin directories.
+        let modprobe = ["/usr/sbin/modprobe", "/sbin/modprobe"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("modprobe");
+        let out = Command::new(modprobe)
             .args(["-S", version, "--show-depends", m])
             .output()
             .map_err(|e| format!("initrd: cannot run modprobe (kmod): {e}"))?;
