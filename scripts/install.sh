@@ -39,8 +39,9 @@ if [ "$want_tests" = 1 ]; then
   pkgs+=(containernetworking-plugins iptables)  # rkt-net's tests run the real plugins
   pkgs+=(systemd)                    # systemd-journald and journalctl: app logs in a journal
   # A pure cgroup2 host for the cgroup tests (this machine's layout is hybrid): Debian's kernel
-  # booted under qemu (software emulation here) with cgroup v1 switched off.
-  pkgs+=(qemu-system-x86 linux-image-amd64)
+  # booted under qemu (software emulation here) with cgroup v1 switched off. The kernel is
+  # unpacked below, not installed; kmod resolves its modules.
+  pkgs+=(qemu-system-x86 kmod)
 fi
 if [ "$want_bench" = 1 ]; then
   pkgs+=(podman skopeo crun runc hyperfine)
@@ -49,6 +50,26 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends "${pkgs[@]}"
+
+# The cgroup2 guest's kernel (tests/src/vm.rs): Debian's current one, unpacked into a cache
+# rather than installed, so that on a real machine it changes nothing the machine boots (a
+# kernel package would also update the boot loader).
+if [ "$want_tests" = 1 ]; then
+  kdir=/var/cache/rkt-tests/kernel
+  kpkg=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -1)
+  [ -n "$kpkg" ] || { echo "install.sh: no kernel package behind linux-image-amd64" >&2; exit 1; }
+  if [ ! -f "$kdir/$kpkg.unpacked" ]; then
+    rm -rf "$kdir" && mkdir -p "$kdir"
+    ktmp=$(mktemp -d)
+    (cd "$ktmp" && apt-get download -q "$kpkg")
+    dpkg-deb -x "$ktmp"/*.deb "$kdir"
+    rm -rf "$ktmp"
+    for mods in "$kdir"/lib/modules/* "$kdir"/usr/lib/modules/*; do
+      [ -d "$mods" ] && depmod -b "$kdir" "$(basename "$mods")"
+    done
+    touch "$kdir/$kpkg.unpacked"
+  fi
+fi
 
 # The registry package ships a service that would listen on all interfaces; the project only
 # ever starts its own instance on loopback, so make sure the packaged one is not running.

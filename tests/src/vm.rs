@@ -1,5 +1,6 @@
 //! A pure cgroup2 host for the tests, which this machine (hybrid cgroups) is not: Debian's
-//! kernel (`linux-image-amd64`) booted under qemu with `cgroup_no_v1=all`, so every controller
+//! kernel (`linux-image-amd64`, unpacked into [`KERNEL_DIR`] by `scripts/install.sh --tests`)
+//! booted under qemu with `cgroup_no_v1=all`, so every controller
 //! sits on the one cgroup2 hierarchy, as on a current systemd distribution.
 //!
 //! The guest sees the host's root filesystem read-only over 9p, with fresh tmpfs on `/tmp`,
@@ -84,15 +85,15 @@ impl Vm {
                 qemu.display()
             ));
         }
-        let (kernel, version) = newest_kernel()?;
+        let kernel = newest_kernel()?;
         let initrd = tempfile::Builder::new()
             .prefix("rkt-vm-")
             .tempdir()
             .map_err(|e| format!("cannot make a temp directory: {e}"))?;
-        build_initrd(initrd.path(), &version)?;
+        build_initrd(initrd.path(), &kernel)?;
         Ok(Vm {
             qemu,
-            kernel,
+            kernel: kernel.image,
             initrd,
         })
     }
@@ -165,33 +166,52 @@ impl Vm {
     }
 }
 
-/// The newest `/boot/vmlinuz-*` and its version.
-fn newest_kernel() -> Result<(PathBuf, String), String> {
-    let mut kernels: Vec<(std::time::SystemTime, PathBuf, String)> = std::fs::read_dir("/boot")
-        .map_err(|e| format!("cannot read /boot: {e}"))?
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let version = name.strip_prefix("vmlinuz-")?.to_owned();
-            let mtime = e.metadata().ok()?.modified().ok()?;
-            Path::new("/lib/modules")
-                .join(&version)
-                .is_dir()
-                .then(|| (mtime, e.path(), version))
-        })
-        .collect();
-    kernels.sort();
-    kernels
-        .pop()
-        .map(|(_, path, version)| (path, version))
-        .ok_or_else(|| {
-            "no kernel with modules in /boot; run scripts/install.sh --tests (linux-image-amd64)"
-                .to_owned()
-        })
+/// Where `scripts/install.sh --tests` unpacks Debian's kernel package (not installed, so that
+/// a real machine's boot loader is left alone).
+pub const KERNEL_DIR: &str = "/var/cache/rkt-tests/kernel";
+
+/// A kernel to boot: its image, its version, and the root its `lib/modules` is under.
+struct Kernel {
+    image: PathBuf,
+    version: String,
+    root: PathBuf,
+}
+
+/// The newest kernel with its modules, under [`KERNEL_DIR`] or else the machine's own `/`.
+fn newest_kernel() -> Result<Kernel, String> {
+    for root in [Path::new(KERNEL_DIR), Path::new("/")] {
+        let Ok(entries) = std::fs::read_dir(root.join("boot")) else {
+            continue;
+        };
+        let mut found: Vec<(std::time::SystemTime, Kernel)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let version = name.strip_prefix("vmlinuz-")?.to_owned();
+                let mtime = e.metadata().ok()?.modified().ok()?;
+                root.join("lib/modules").join(&version).is_dir().then(|| {
+                    let kernel = Kernel {
+                        image: e.path(),
+                        version,
+                        root: root.to_owned(),
+                    };
+                    (mtime, kernel)
+                })
+            })
+            .collect();
+        found.sort_by_key(|(mtime, _)| *mtime);
+        if let Some((_, kernel)) = found.pop() {
+            return Ok(kernel);
+        }
+    }
+    Err(format!(
+        "no kernel with its modules in {KERNEL_DIR} or /boot; run scripts/install.sh --tests"
+    ))
 }
 
 /// `dir/initrd.cpio`: busybox, the modules and `/init`.
-fn build_initrd(dir: &Path, version: &str) -> Result<(), String> {
+fn build_initrd(dir: &Path, kernel: &Kernel) -> Result<(), String> {
+    let version = kernel.version.as_str();
     let root = dir.join("root");
     for d in ["bin", "mods", "proc", "sys", "dev", "host"] {
         std::fs::create_dir_all(root.join(d)).map_err(|e| format!("initrd: {e}"))?;
@@ -206,6 +226,8 @@ fn build_initrd(dir: &Path, version: &str) -> Result<(), String> {
             .find(|p| Path::new(p).exists())
             .unwrap_or("modprobe");
         let out = Command::new(modprobe)
+            .arg("-d")
+            .arg(&kernel.root)
             .args(["-S", version, "--show-depends", m])
             .output()
             .map_err(|e| format!("initrd: cannot run modprobe (kmod): {e}"))?;
