@@ -331,6 +331,19 @@ impl Cgroup {
         })
     }
 
+    /// The child `name`, not created yet but taken as made here: for a copy handed to a
+    /// process that uses it only once [`create_child`](Self::create_child) of the same name has
+    /// succeeded in this one (stage1 makes its apps' cgroups while the supervisor, forked with
+    /// these copies, waits for its release). That process then skips the `statfs` a merely
+    /// named cgroup gets before each operation, as a cgroup made by itself does.
+    pub fn child_made_before_use(&self, name: &str) -> Result<Cgroup, CgroupError> {
+        let mut child = self.child(name)?;
+        for d in &mut child.dirs {
+            d.made_here = true;
+        }
+        Ok(child)
+    }
+
     /// Creates the child `name` (an app's cgroup) in every hierarchy. It must not exist yet.
     /// On v1, `cpuset` children get their parent's CPUs and memory nodes (the kernel refuses
     /// processes in an empty cpuset). On v2 this cgroup first enables its available
@@ -719,6 +732,10 @@ mod tests {
         assert_eq!(back, c);
         assert!(back.dirs.iter().all(|d| !d.made_here));
         assert!(c.child("app").unwrap().dirs.iter().all(|d| !d.made_here));
+        // A child made by this process before the copy's holder uses it is taken as made.
+        let promised = c.child_made_before_use("app").unwrap();
+        assert_eq!(promised, c.child("app").unwrap());
+        assert!(promised.dirs.iter().all(|d| d.made_here));
     }
 
     #[test]

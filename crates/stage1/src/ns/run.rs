@@ -420,7 +420,8 @@ fn device_rules(req: &RunRequest) -> Vec<DeviceRule> {
 struct Cgroups {
     /// The pod's cgroup.
     pod: Cgroup,
-    /// Each app's cgroup, in request order: named, not made yet ([`create_app_cgroups`]).
+    /// Each app's cgroup, in request order: named, made by [`create_app_cgroups`] before the
+    /// supervisor, which gets these copies, is released.
     apps: Vec<Cgroup>,
     /// The supervisor's cgroup, which stage1 has joined in the v1 hierarchies.
     supervisor: Cgroup,
@@ -456,7 +457,7 @@ fn cgroups(paths: &PodPaths, req: &RunRequest) -> Result<Cgroups, Stage1Error> {
         .apps
         .iter()
         .map(|app| {
-            pod.child(&app.name)
+            pod.child_made_before_use(&app.name)
                 .map_err(|e| Stage1Error::cgroup(format!("name the cgroup of app {}", app.name), e))
         })
         .collect::<Result<Vec<_>, Stage1Error>>()?;
