@@ -117,7 +117,7 @@ pub fn prepare(paths: &PodPaths, req: &RunRequest) -> Result<EtcFiles, Stage1Err
                 .map_err(|e| Stage1Error::sys(format!("chmod {}", dir.display()), e))?;
         }
     }
-    mkdir_p(&paths.etc(""), 0o755)?;
+    // stage1/ exists: the request was read from it.
     let hostname = paths.etc("hostname");
     write(&hostname, &format!("{}\n", req.hostname))?;
     let hosts = if req.hosts_from_host {
@@ -197,6 +197,8 @@ mod tests {
     #[test]
     fn the_layout_and_etc_sources_follow_the_request() {
         let dir = tempfile::tempdir().unwrap();
+        // As stage0 leaves it: the request in stage1/.
+        std::fs::create_dir(dir.path().join("stage1")).unwrap();
         let paths = PodPaths::new(dir.path().to_owned());
         let mut req = RunRequest {
             version: 1,
