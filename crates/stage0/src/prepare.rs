@@ -14,8 +14,8 @@ use crate::spec::{AppSpec, PodSpec};
 /// The pod file listing, per app, the diff ids of the layer trees it uses, so that image gc
 /// keeps them while the pod exists even if its image is removed.
 pub const LAYERS_FILE: &str = "layers.json";
-/// Where pods made before rkt 0.1's pod directory diet keep it (a directory of its own was
-/// one more inode per pod start).
+/// Where pods made before the layer list moved to the pod directory keep it (its directory
+/// of its own was one more inode per pod start); still read, so image gc keeps their layers.
 const OLD_LAYERS_FILE: &str = "stage0/layers.json";
 /// The pod manifest, as `rkt cat-manifest` prints it.
 pub const MANIFEST_FILE: &str = "pod";
