@@ -53,11 +53,7 @@ fn enter_runs_a_command_exactly_as_confined_as_the_app() {
         std::os::unix::fs::MetadataExt::ino(&m)
     };
     assert_eq!(root(entered), root(app));
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(entered).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
+    e2e_pod_support::signal(entered, rustix::process::Signal::KILL);
     let out = enter.wait();
     assert_eq!(out.code(), Some(137), "{out}");
 
@@ -283,11 +279,7 @@ fn a_killed_rkt_run_takes_its_pod_down_and_gc_cleans_up() {
     let env = PodEnv::new();
     let (mut bg, uuid) = env.spawn_sh(&[], &["--name=app"], "sleep 100000");
     let app = env.app_pid(&uuid, "app");
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(bg.pid()).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
+    bg.signal(rustix::process::Signal::KILL);
     let out = bg.wait();
     assert_eq!(out.status.code(), None, "{out}");
     // The apps die with it: nothing runs on unsupervised.
@@ -314,11 +306,7 @@ fn apps_killed_with_their_supervisor_are_recorded_as_killed() {
         .trim()
         .parse()
         .unwrap();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(supervisor).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
+    e2e_pod_support::signal(supervisor, rustix::process::Signal::KILL);
     // stage1 outlives its supervisor, says how the app ended, and exits with the pod's status.
     let out = bg.wait();
     assert_eq!(out.status.code(), Some(137), "{out}");

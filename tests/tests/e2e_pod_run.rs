@@ -367,11 +367,7 @@ fn rkt_run_becomes_the_pod_and_passes_signals_on() {
         Some(bg.pid().to_string().as_str())
     );
     // What supervises `rkt run` stops the pod by signalling it.
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(bg.pid()).unwrap(),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
+    bg.signal(rustix::process::Signal::TERM);
     let out = bg.wait();
     assert_eq!(out.code(), Some(12), "{out}");
     assert!(out.stdout.contains("got-term"), "{out}");
@@ -427,11 +423,7 @@ fn no_process_can_write_the_stage1_binary_through_the_pods_exe_link() {
         write_through_it().is_err(),
         "stage1 was writable while running"
     );
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(bg.pid()).unwrap(),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
+    bg.signal(rustix::process::Signal::TERM);
     let out = bg.wait();
     assert_eq!(out.code(), Some(143), "{out}");
     assert!(

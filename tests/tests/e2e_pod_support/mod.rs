@@ -368,6 +368,17 @@ impl Background {
     pub fn pid(&self) -> i32 {
         self.child.as_ref().expect("still there").id() as i32
     }
+
+    /// Sends it `sig`, as whatever supervises `rkt run` would.
+    pub fn signal(&self, sig: rustix::process::Signal) {
+        signal(self.pid(), sig);
+    }
+}
+
+/// Sends `sig` to the process `pid`.
+pub fn signal(pid: i32, sig: rustix::process::Signal) {
+    let target = rustix::process::Pid::from_raw(pid).expect("a positive pid");
+    rustix::process::kill_process(target, sig).unwrap_or_else(|e| panic!("signal {pid}: {e}"));
 }
 
 impl Drop for Background {
