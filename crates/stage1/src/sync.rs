@@ -20,17 +20,31 @@
 //! is the success signal: its write end is close-on-exec and nothing else holds it, so it closes
 //! exactly when `execve` succeeds (or when the child dies, which the parent then sees as the
 //! child's exit status).
+//!
+//! The release goes over a Unix socket rather than a pipe so that it can carry descriptors the
+//! parent made after the fork (`SCM_RIGHTS`): stage1 builds the apps' root filesystems while
+//! its supervisor makes the pod's namespaces, and hands them over with the release.
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The largest message either side accepts (an error record is a few hundred bytes).
 const MAX_MESSAGE: u32 = 64 << 10;
+
+/// The most descriptors one release carries: the kernel's `SCM_MAX_FD`. Slots past it go
+/// empty, and their owner falls back to making the resource itself.
+pub const MAX_PASSED_FDS: usize = 253;
 
 /// A failure in a forked child, as it crosses back to the parent: which step (`stage`), which
 /// operation, on which path, with which errno, and anything else worth saying.
@@ -114,10 +128,11 @@ impl fmt::Display for ChildError {
 impl std::error::Error for ChildError {}
 
 /// What the parent tells a child.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum ToChild {
-    /// Sync 2: the child is in its cgroup and its pid is recorded; go on.
-    Release,
+    /// Sync 2: the child is in its cgroup and its pid is recorded; go on. Which of the
+    /// parent's descriptor slots are filled: their descriptors ride along, in order.
+    Release(Vec<bool>),
 }
 
 /// What a child tells its parent (besides EOF, which means "exec'd").
@@ -145,34 +160,49 @@ pub enum SyncError {
     /// A message longer than any we send.
     #[error("a synchronisation message of {0} bytes is longer than any rkt sends")]
     TooLong(u32),
+    /// The descriptors that came with a release are not the ones it announced.
+    #[error("a release announced {announced} descriptors but carried {carried}")]
+    Descriptors {
+        /// How many the message said.
+        announced: usize,
+        /// How many arrived.
+        carried: usize,
+    },
 }
 
 /// The parent's ends of a [`channel`].
 #[derive(Debug)]
 pub struct ParentSide {
-    release: File,
+    release: OwnedFd,
     report: File,
 }
 
 /// The child's ends of a [`channel`].
 #[derive(Debug)]
 pub struct ChildSide {
-    release: File,
+    release: OwnedFd,
     report: File,
 }
 
-/// A pair of pipes for one fork; all four ends are close-on-exec. After the fork, the parent
-/// drops the [`ChildSide`] and the child drops the [`ParentSide`].
+/// A socket pair for the release and a pipe for the report, for one fork; all four ends are
+/// close-on-exec. After the fork, the parent drops the [`ChildSide`] and the child drops the
+/// [`ParentSide`].
 pub fn channel() -> Result<(ParentSide, ChildSide), SyncError> {
-    let (release_r, release_w) = pipe()?;
+    let (release_parent, release_child) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| SyncError::Pipe(e.into()))?;
     let (report_r, report_w) = pipe()?;
     Ok((
         ParentSide {
-            release: File::from(release_w),
+            release: release_parent,
             report: File::from(report_r),
         },
         ChildSide {
-            release: File::from(release_r),
+            release: release_child,
             report: File::from(report_w),
         },
     ))
@@ -185,13 +215,60 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SyncError> {
 impl ParentSide {
     /// Sync 2: lets the child go on with its setup.
     pub fn release(&mut self) -> Result<(), SyncError> {
-        send(&mut self.release, &ToChild::Release)
+        self.release_with(&[])
+    }
+
+    /// Sync 2, handing the child a copy of each descriptor in `fds` (the child gets the same
+    /// slots back from [`ChildSide::wait_release_with`]; slots past [`MAX_PASSED_FDS`] filled
+    /// ones arrive empty).
+    pub fn release_with(&mut self, fds: &[Option<BorrowedFd<'_>>]) -> Result<(), SyncError> {
+        let mut passed = Vec::new();
+        let slots: Vec<bool> = fds
+            .iter()
+            .map(|fd| match fd {
+                Some(fd) if passed.len() < MAX_PASSED_FDS => {
+                    passed.push(*fd);
+                    true
+                }
+                _ => false,
+            })
+            .collect();
+        let frame = frame(&ToChild::Release(slots))?;
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_FDS))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !passed.is_empty() && !control.push(SendAncillaryMessage::ScmRights(&passed)) {
+            return Err(SyncError::Io(
+                "write",
+                io::Error::from(io::ErrorKind::InvalidInput),
+            ));
+        }
+        // The descriptors go with the first byte; the rest of a frame (never more than one
+        // socket buffer) follows in order.
+        let mut sent = loop {
+            match rustix::net::sendmsg(
+                &self.release,
+                &[IoSlice::new(&frame)],
+                &mut control,
+                SendFlags::NOSIGNAL,
+            ) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => break r.map_err(|e| SyncError::Io("write", e.into()))?,
+            }
+        };
+        while sent < frame.len() {
+            match rustix::net::send(&self.release, &frame[sent..], SendFlags::NOSIGNAL) {
+                Ok(n) => sent += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(SyncError::Io("write", e.into())),
+            }
+        }
+        Ok(())
     }
 
     /// Sync 3: waits until the child has exec'd (`Ok(Ok(()))`, also if it died before: its exit
     /// status tells) or has reported a setup failure (`Ok(Err(_))`).
     pub fn wait_exec(&mut self) -> Result<Result<(), ChildError>, SyncError> {
-        match recv::<ToParent>(&mut self.report)? {
+        match recv::<ToParent, _>(&mut self.report)? {
             None => Ok(Ok(())),
             Some(ToParent::Failed(e)) => Ok(Err(e)),
         }
@@ -202,10 +279,38 @@ impl ChildSide {
     /// Sync 2, child side: blocks until the parent releases it. An error means the parent is
     /// gone or broken; the child should exit.
     pub fn wait_release(&mut self) -> Result<(), SyncError> {
-        match recv::<ToChild>(&mut self.release)? {
-            Some(ToChild::Release) => Ok(()),
-            None => Err(SyncError::Closed("releasing the child")),
+        self.wait_release_with().map(drop)
+    }
+
+    /// [`wait_release`](Self::wait_release), returning the descriptors the parent passed with
+    /// [`ParentSide::release_with`] in their slots (close-on-exec).
+    pub fn wait_release_with(&mut self) -> Result<Vec<Option<OwnedFd>>, SyncError> {
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_FDS))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut received: Vec<OwnedFd> = Vec::new();
+        let mut truncated = false;
+        let mut reader = SocketReader {
+            socket: &self.release,
+            control: &mut control,
+            received: &mut received,
+            truncated: &mut truncated,
+        };
+        let slots = match recv::<ToChild, _>(&mut reader)? {
+            Some(ToChild::Release(slots)) => slots,
+            None => return Err(SyncError::Closed("releasing the child")),
+        };
+        let announced = slots.iter().filter(|s| **s).count();
+        if truncated || announced != received.len() {
+            return Err(SyncError::Descriptors {
+                announced,
+                carried: received.len(),
+            });
         }
+        let mut fds = received.into_iter();
+        Ok(slots
+            .into_iter()
+            .map(|filled| if filled { fds.next() } else { None })
+            .collect())
     }
 
     /// Reports a setup failure to the parent (best effort: if the parent is gone there is no
@@ -215,18 +320,50 @@ impl ChildSide {
     }
 }
 
-fn send<T: Serialize>(pipe: &mut File, msg: &T) -> Result<(), SyncError> {
+/// Reads the release socket, keeping every descriptor that arrives with the bytes.
+struct SocketReader<'s, 'b, 'c> {
+    socket: &'s OwnedFd,
+    control: &'s mut RecvAncillaryBuffer<'b>,
+    received: &'c mut Vec<OwnedFd>,
+    truncated: &'c mut bool,
+}
+
+impl Read for SocketReader<'_, '_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let msg = rustix::net::recvmsg(
+            self.socket,
+            &mut [IoSliceMut::new(buf)],
+            self.control,
+            RecvFlags::CMSG_CLOEXEC,
+        )?;
+        if msg.flags.contains(ReturnFlags::CTRUNC) {
+            *self.truncated = true;
+        }
+        for m in self.control.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = m {
+                self.received.extend(fds);
+            }
+        }
+        Ok(msg.bytes)
+    }
+}
+
+fn frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, SyncError> {
     let body = serde_json::to_vec(msg).map_err(SyncError::Garbled)?;
     let len = u32::try_from(body.len()).map_err(|_| SyncError::TooLong(u32::MAX))?;
     let mut frame = Vec::with_capacity(body.len() + 4);
     frame.extend_from_slice(&len.to_le_bytes());
     frame.extend_from_slice(&body);
-    pipe.write_all(&frame)
+    Ok(frame)
+}
+
+fn send<T: Serialize>(pipe: &mut File, msg: &T) -> Result<(), SyncError> {
+    pipe.write_all(&frame(msg)?)
         .map_err(|e| SyncError::Io("write", e))
 }
 
 /// One message, or `None` on EOF before its first byte.
-fn recv<T: DeserializeOwned>(pipe: &mut File) -> Result<Option<T>, SyncError> {
+fn recv<T: DeserializeOwned, R: Read>(pipe: &mut R) -> Result<Option<T>, SyncError> {
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < len.len() {
@@ -277,6 +414,32 @@ mod tests {
             "exec: could not find the executable nosuch: not in PATH /bin: No such file or \
              directory"
         );
+    }
+
+    #[test]
+    fn a_release_hands_over_descriptors_in_their_slots() {
+        let (mut parent, mut child) = channel().unwrap();
+        let (a_r, a_w) = pipe().unwrap();
+        let (b_r, b_w) = pipe().unwrap();
+        use std::os::fd::AsFd;
+        parent
+            .release_with(&[Some(a_w.as_fd()), None, Some(b_w.as_fd())])
+            .unwrap();
+        drop((a_w, b_w));
+        let got = child.wait_release_with().unwrap();
+        assert_eq!(got.len(), 3);
+        assert!(got[1].is_none());
+        // Each slot holds its own descriptor, close-on-exec: the copies write into the pipes
+        // the parent made.
+        for (fd, read_end, text) in [(&got[0], a_r, b"a"), (&got[2], b_r, b"b")] {
+            let fd = fd.as_ref().unwrap();
+            let flags = rustix::io::fcntl_getfd(fd).unwrap();
+            assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
+            rustix::io::write(fd, text).unwrap();
+            let mut buf = [0u8; 1];
+            rustix::io::read(&read_end, &mut buf).unwrap();
+            assert_eq!(&buf, text);
+        }
     }
 
     #[test]

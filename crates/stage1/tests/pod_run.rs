@@ -315,6 +315,27 @@ fn layers_stack_top_first_with_whiteouts_and_many_long_paths_fit() {
 }
 
 #[test]
+fn layer_paths_with_overlayfs_separators_are_mounted_escaped() {
+    // Such paths keep stage1 from building the overlay ahead (its fsconfig options are not
+    // escaped); the app mounts it itself, escaped.
+    let mut layers = common::layers();
+    let odd = layers[0].parent().unwrap().join(r"odd,layer:1\x");
+    if !odd.exists() {
+        std::fs::create_dir_all(odd.join("etc")).unwrap();
+        std::fs::write(odd.join("etc/odd"), "odd layer\n").unwrap();
+    }
+    layers.push(odd);
+    let mut a = sh("odd", "cat /etc/odd /etc/rkt-top");
+    a.layers = layers;
+    let out = TestPod::new(vec![a]).run();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "odd layer\ntop layer\n"
+    );
+}
+
+#[test]
 fn an_app_cannot_stop_the_pod_by_signalling_pid_1() {
     let pod = TestPod::new(vec![sh(
         "rogue",

@@ -59,6 +59,9 @@ pub struct AppSetup<'a> {
     pub oom_score_adj: Option<i32>,
     /// stdio.
     pub stdio: ChildStdio,
+    /// The app's overlayfs, built ahead by stage1 ([`rootfs::detached_overlay`]); without
+    /// it the app mounts its own.
+    pub overlay: Option<OwnedFd>,
 }
 
 /// Runs in the forked child; never returns. On failure, reports to the supervisor and exits
@@ -101,13 +104,16 @@ fn setup_and_exec(setup: AppSetup<'_>, sync: &mut ChildSide) -> Result<Infallibl
     // Mounted over the app's own directory, in this mount namespace only: no mount point to
     // create per app, and its upper and work dirs stay out of the app's view.
     let rootfs_dir = setup.paths.app(&app.name);
-    rootfs::mount_overlay(
-        &app.layers,
-        setup.etc.placeholders.as_deref(),
-        &setup.paths.upper(&app.name),
-        &setup.paths.work(&app.name),
-        &rootfs_dir,
-    )?;
+    match setup.overlay {
+        Some(mnt) => rootfs::attach_overlay(mnt, &rootfs_dir)?,
+        None => rootfs::mount_overlay(
+            &app.layers,
+            setup.etc.placeholders.as_deref(),
+            &setup.paths.upper(&app.name),
+            &setup.paths.work(&app.name),
+            &rootfs_dir,
+        )?,
+    }
     let root = rootfs::open_root(&rootfs_dir)?;
     mounts::mount_all(
         root.as_fd(),

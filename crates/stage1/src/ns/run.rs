@@ -12,7 +12,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rkt_cgroups::{Cgroup, CpuQuota, DEFAULT_DEVICES, DeviceControl, DeviceRule, Hierarchies};
@@ -187,7 +187,24 @@ fn supervise(
         let _ = nix::sys::wait::waitpid(pid, None);
         return Err(e);
     }
-    if let Err(source) = parent.release() {
+    // The apps' root filesystems, while the supervisor is still making the namespaces.
+    let overlays: Vec<Option<OwnedFd>> = req
+        .apps
+        .iter()
+        .map(|a| {
+            super::rootfs::detached_overlay(
+                &a.layers,
+                pod.etc.placeholders.as_deref(),
+                &paths.upper(&a.name),
+                &paths.work(&a.name),
+            )
+        })
+        .collect();
+    let passed: Vec<_> = overlays
+        .iter()
+        .map(|o| o.as_ref().map(|f| f.as_fd()))
+        .collect();
+    if let Err(source) = parent.release_with(&passed) {
         // The supervisor is gone: it failed to make the pod's namespaces, and said why.
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let ended = nix::sys::wait::waitpid(pid, None)
@@ -201,7 +218,8 @@ fn supervise(
             source,
         });
     }
-    drop(parent);
+    drop(passed);
+    drop((parent, overlays));
     let (code, signal) = signals::forward_and_wait(pid)?;
     // Before the lock goes: whoever sees the pod exited must see how every app ended. A
     // supervisor that returned any other status than its own failure's recorded every app

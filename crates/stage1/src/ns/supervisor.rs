@@ -72,12 +72,14 @@ pub fn main(pod: &Pod<'_>, journal: Option<Journal>, mut release: ChildSide) -> 
         // Before the release, while stage1 records the pid: making a network namespace is
         // the costliest step of a pod's start in the kernel, and nothing outside sees it.
         namespaces(pod.req, pod.netns)?;
-        release.wait_release().map_err(|source| Stage1Error::Sync {
-            what: "stage1".into(),
-            source,
-        })?;
+        let overlays = release
+            .wait_release_with()
+            .map_err(|source| Stage1Error::Sync {
+                what: "stage1".into(),
+                source,
+            })?;
         drop(release);
-        Supervisor::new(pod, journal)?.run()
+        Supervisor::new(pod, journal, overlays)?.run()
     })();
     result.unwrap_or_else(|e| {
         error::report(&e);
@@ -128,10 +130,16 @@ struct Supervisor<'p, 'a> {
     outputs: Outputs,
     /// How many times the startup pages were given back ([`super::release_startup_pages`]).
     releases: u8,
+    /// Each app's overlayfs as stage1 built it ahead, until the app takes it.
+    overlays: Vec<Option<OwnedFd>>,
 }
 
 impl<'p, 'a> Supervisor<'p, 'a> {
-    fn new(pod: &'p Pod<'a>, journal: Option<Journal>) -> Result<Self, Stage1Error> {
+    fn new(
+        pod: &'p Pod<'a>,
+        journal: Option<Journal>,
+        overlays: Vec<Option<OwnedFd>>,
+    ) -> Result<Self, Stage1Error> {
         Ok(Supervisor {
             pod,
             apps: pod
@@ -151,6 +159,7 @@ impl<'p, 'a> Supervisor<'p, 'a> {
             first_failure: None,
             releases: 0,
             outputs: Outputs::new(journal),
+            overlays,
         })
     }
 
@@ -210,6 +219,8 @@ impl<'p, 'a> Supervisor<'p, 'a> {
             })?);
         }
         let cgroup = &self.pod.cgroups[i];
+        // The app's copy is the one that counts; the supervisor's goes with the fork.
+        let overlay = self.overlays.get_mut(i).and_then(Option::take);
         let pid = match super::spawn::fork_into(cgroup, &what())? {
             rkt_sys::Fork::Child => {
                 drop(parent);
@@ -224,6 +235,7 @@ impl<'p, 'a> Supervisor<'p, 'a> {
                         seccomp: self.pod.seccomp[i].as_ref(),
                         oom_score_adj: self.pod.oom_score_adj[i],
                         stdio,
+                        overlay,
                     },
                     child,
                 )
@@ -232,6 +244,7 @@ impl<'p, 'a> Supervisor<'p, 'a> {
         };
         drop(child);
         drop(stdio);
+        drop(overlay);
         self.apps[i].pid = Some(pid);
         for (fd, stream) in readers {
             self.apps[i].output.pipes.push(Pipe::new(fd, stream)?);
