@@ -132,6 +132,9 @@ struct Supervisor<'p, 'a> {
     releases: u8,
     /// Each app's overlayfs as stage1 built it ahead, until the app takes it.
     overlays: Vec<Option<OwnedFd>>,
+    /// When the pod started, until `started` records it: written while the first app sets
+    /// itself up, not before its fork.
+    started: Option<SystemTime>,
 }
 
 impl<'p, 'a> Supervisor<'p, 'a> {
@@ -160,11 +163,12 @@ impl<'p, 'a> Supervisor<'p, 'a> {
             releases: 0,
             outputs: Outputs::new(journal),
             overlays,
+            started: None,
         })
     }
 
     fn run(mut self) -> Result<i32, Stage1Error> {
-        status::write_started(self.pod.paths.root(), SystemTime::now())?;
+        self.started = Some(SystemTime::now());
         let mut all_started = true;
         for i in 0..self.apps.len() {
             // A stop requested while the apps start wins over starting the rest.
@@ -183,6 +187,7 @@ impl<'p, 'a> Supervisor<'p, 'a> {
                 break;
             }
         }
+        self.record_start()?;
         if all_started {
             status::mark_ready(self.pod.paths.root())?;
         }
@@ -191,7 +196,17 @@ impl<'p, 'a> Supervisor<'p, 'a> {
         Ok(self.first_failure.unwrap_or(0))
     }
 
-    /// Forks app `i` and waits until it has exec'd.
+    /// Writes `started`, once.
+    fn record_start(&mut self) -> Result<(), Stage1Error> {
+        match self.started.take() {
+            Some(at) => status::write_started(self.pod.paths.root(), at),
+            None => Ok(()),
+        }
+    }
+
+    /// Forks app `i` and waits until it has exec'd. Between the fork and the release only
+    /// what the app needs in place is done; the records (and the log file, which only the
+    /// supervisor writes) follow while the app sets itself up.
     fn start(&mut self, i: usize) -> Result<(), Stage1Error> {
         let req = &self.pod.req.apps[i];
         let what = || format!("app {}", req.name);
@@ -212,12 +227,7 @@ impl<'p, 'a> Supervisor<'p, 'a> {
                 vec![(out_r, Stream::Stdout), (err_r, Stream::Stderr)],
             )
         };
-        if !readers.is_empty() {
-            let dir = self.pod.paths.logs(&req.name);
-            self.apps[i].output.log = Some(LogFile::open(&dir).map_err(|e| {
-                Stage1Error::sys(format!("open the log file in {}", dir.display()), e)
-            })?);
-        }
+        let logged = !readers.is_empty();
         let cgroup = &self.pod.cgroups[i];
         // The app's copy is the one that counts; the supervisor's goes with the fork.
         let overlay = self.overlays.get_mut(i).and_then(Option::take);
@@ -250,11 +260,21 @@ impl<'p, 'a> Supervisor<'p, 'a> {
             self.apps[i].output.pipes.push(Pipe::new(fd, stream)?);
         }
         // Sync 2: born in its cgroup2 cgroup, it joins its v1 ones itself once released.
-        let host_pid = host_pid(pid)?;
         parent.release().map_err(|source| Stage1Error::Sync {
             what: what(),
             source,
         })?;
+        // Until the log is open its output waits in the pipes. (On failure here the caller
+        // stops the pod, this app with it.)
+        self.record_start()?;
+        if logged {
+            let dir = self.pod.paths.logs(&req.name);
+            self.apps[i].output.log = Some(LogFile::open(&dir).map_err(|e| {
+                Stage1Error::sys(format!("open the log file in {}", dir.display()), e)
+            })?);
+        }
+        // Not reaped before the event loop, so it is there to ask about even if it is gone.
+        let host_pid = host_pid(pid)?;
         // Sync 3: exec'd, or its report. Its pid goes on record either way, once it is in its
         // cgroup everywhere (`rkt enter` checks that the recorded pid is the app's).
         let exec = parent.wait_exec();
