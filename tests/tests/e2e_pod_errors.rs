@@ -86,6 +86,8 @@ fn refused_before_a_pod_exists() {
         before,
         "a pod that never started was left: {out}"
     );
+    // Gone before the env's gc, which then detaches the read-only view made of it.
+    std::fs::remove_file(&not_a_program).unwrap();
     // No image at all, and an app flag before any image.
     refused(&env, &[], "image");
     refused(&env, &["--exec=/bin/true", &img], "--exec");

@@ -431,4 +431,22 @@ fn no_process_can_write_the_stage1_binary_through_the_pods_exe_link() {
         "stage1's executable became writable once it exited"
     );
     assert!(std::fs::read(&stage1).unwrap() == original);
+    // The read-only view stays attached for the next pods while that binary is there, and
+    // goes with `rkt gc` (PodEnv's drop) once it is not.
+    let view_of_copy = format!(
+        "lowerdir={}:",
+        std::fs::canonicalize(dir.path()).unwrap().display()
+    );
+    let views = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&view_of_copy))
+            .count()
+    };
+    assert_eq!(views(), 1, "no view of the copy is attached");
+    drop(exe);
+    drop(dir);
+    drop(env);
+    assert_eq!(views(), 0, "the view of a removed stage1 is still attached");
 }

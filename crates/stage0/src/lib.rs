@@ -18,6 +18,7 @@ pub mod prepare;
 pub mod quantity;
 pub mod spec;
 pub mod stage1_image;
+pub mod stage1_view;
 pub mod view;
 pub mod volumes;
 

@@ -114,6 +114,8 @@ pub fn gc(
     if mark_only {
         return Ok(report);
     }
+    // Views of stage1 binaries that were replaced or removed since (never the current one's).
+    crate::stage1_view::remove_stale();
     for pod in pods.sweepable(grace, expire_prepared)? {
         let uuid = pod.uuid().to_string();
         match remove(stage1, pods, &pod, debug) {

@@ -4,11 +4,11 @@
 //! the engine's binary on the host (runc's CVE-2019-5736). Two ways to close that, as runc
 //! 1.2 has them:
 //!
-//! - **A read-only overlayfs view** of the binary's directory, made with `fsopen`/`fsmount` and
-//!   never attached anywhere: the binary is opened through it, so `/proc/<pid>/exe` is a file
-//!   on a read-only filesystem with no upper layer, which no one can remount or unwrap. Nothing
-//!   is copied: the pages are the page cache's, shared by every pod, and the view goes away
-//!   with the last process that has it as its executable.
+//! - **A read-only overlayfs view** of the binary's directory ([`crate::stage1_view`]): the
+//!   binary is opened through it, so `/proc/<pid>/exe` is a file on a read-only filesystem
+//!   with no upper layer, which no process in a pod can remount or unwrap. Nothing is copied:
+//!   the pages are the page cache's, shared by every pod; and the view is made once per
+//!   version of the binary, attached under `/run/rkt`, not once per pod.
 //! - **A sealed memfd copy**, where overlayfs or the new mount API is not available (or the
 //!   binary's directory cannot be a lower layer). It costs a copy of the binary into fresh
 //!   memory on every pod start, and freeing it when stage1 exits.
@@ -17,17 +17,12 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
-use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+use rustix::fs::{MemfdFlags, SealFlags};
 
 use crate::Stage0Error;
 
 /// The memfd's name (its `/proc/<pid>/exe` reads `/memfd:rkt-stage1 (deleted)`).
 const MEMFD_NAME: &str = "rkt-stage1";
-
-/// The second, empty lower layer of the overlay view: overlayfs wants two lower layers when
-/// it has no upper one, and they may not nest. Under rkt's runtime directory, on tmpfs.
-pub const SPARE_LOWER: &str = "/run/rkt/stage1-lower";
 
 /// A stage1 binary ready to exec: a read-only view of it, or a sealed copy being made.
 pub struct Stage1Image {
@@ -50,7 +45,7 @@ impl Stage1Image {
     /// overlaps the store lookup and the pod directory. If no thread can be made the copy
     /// happens at exec time instead.
     pub fn start(path: PathBuf) -> Stage1Image {
-        let state = match overlay_view(&path) {
+        let state = match crate::stage1_view::open(&path) {
             Ok(fd) => State::Ready(fd),
             Err(e) => {
                 tracing::debug!(
@@ -106,47 +101,6 @@ impl Drop for Stage1Image {
             let _ = thread.join();
         }
     }
-}
-
-/// `bin` opened through a detached, read-only overlayfs of its directory and [`SPARE_LOWER`].
-fn overlay_view(bin: &Path) -> std::io::Result<OwnedFd> {
-    // The real file: through a link, the view would hold the link and the exec would follow
-    // it out of the view to the writable original.
-    let bin = std::fs::canonicalize(bin)?;
-    let (Some(dir), Some(name)) = (bin.parent(), bin.file_name()) else {
-        return Err(std::io::Error::other("not a file in a directory"));
-    };
-    std::fs::create_dir_all(SPARE_LOWER)?;
-    let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
-    // The binary's directory on top, so nothing in the spare layer can shadow it.
-    let lower = format!(
-        "{}:{}",
-        escape_lower(&dir.to_string_lossy()),
-        escape_lower(SPARE_LOWER)
-    );
-    rustix::mount::fsconfig_set_string(fs.as_fd(), "lowerdir", &*lower)?;
-    // Inode-number mapping is of no use here, and when the layers are on different
-    // filesystems the kernel would log a notice about it on every pod start.
-    let _ = rustix::mount::fsconfig_set_string(fs.as_fd(), "xino", "off");
-    rustix::mount::fsconfig_create(fs.as_fd())?;
-    let mnt = rustix::mount::fsmount(
-        fs.as_fd(),
-        FsMountFlags::FSMOUNT_CLOEXEC,
-        MountAttrFlags::MOUNT_ATTR_RDONLY
-            | MountAttrFlags::MOUNT_ATTR_NODEV
-            | MountAttrFlags::MOUNT_ATTR_NOSUID,
-    )?;
-    Ok(rustix::fs::openat(
-        mnt.as_fd(),
-        name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
-}
-
-/// A path as one `lowerdir` entry: `:` separates layers, `\` escapes.
-fn escape_lower(path: &str) -> String {
-    path.replace('\\', r"\\").replace(':', r"\:")
 }
 
 /// A sealed in-memory copy of `bin`.
@@ -246,44 +200,5 @@ mod tests {
         let len = rustix::fs::fstat(&fd).unwrap().st_size;
         assert_eq!(len as u64, std::fs::metadata(&bin).unwrap().len());
         assert_eq!(rustix::io::pwrite(&fd, b"x", 0), Err(Errno::PERM));
-    }
-
-    /// Opens `fd` again, for writing, by its `/proc` link, as a process in the pod would
-    /// through `/proc/<stage1 pid>/exe`.
-    fn reopen_for_writing(fd: &OwnedFd) -> std::io::Result<File> {
-        use std::os::fd::AsRawFd;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-    }
-
-    #[test]
-    fn the_overlay_view_is_the_binary_and_cannot_be_written() {
-        // A copy of a binary in a directory of its own, linked from another one: the view must
-        // hold the file, not the link.
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("real").join("stage1");
-        std::fs::create_dir(bin.parent().unwrap()).unwrap();
-        std::fs::copy("/bin/true", &bin).unwrap();
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&bin, &link).unwrap();
-        let fd = overlay_view(&link).expect("overlayfs and the new mount API (root on Linux 5.2+)");
-        const OVERLAYFS_MAGIC: i64 = 0x794c_7630;
-        #[allow(clippy::unnecessary_cast)]
-        let fs_type = rustix::fs::fstatfs(&fd).unwrap().f_type as i64;
-        assert_eq!(fs_type, OVERLAYFS_MAGIC);
-        let mut via_view = Vec::new();
-        std::io::Read::read_to_end(&mut File::from(fd.try_clone().unwrap()), &mut via_view)
-            .unwrap();
-        assert_eq!(via_view, std::fs::read(&bin).unwrap());
-        let e = reopen_for_writing(&fd).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(Errno::ROFS.raw_os_error()), "{e}");
-        // The original is writable: the view, not the file, is what protects it.
-        assert!(std::fs::OpenOptions::new().write(true).open(&bin).is_ok());
-    }
-
-    #[test]
-    fn lower_dirs_escape_separators() {
-        assert_eq!(escape_lower(r"/a:b\c"), r"/a\:b\\c");
     }
 }
