@@ -4,11 +4,12 @@
 //! the seccomp filters, write the pod's files), then creates the pod cgroup (recorded in
 //! `cgroup` at once, so `gc` finds it whatever happens next), unshares a PID namespace and
 //! forks the supervisor into it as its PID 1. While the supervisor makes the pod's other
-//! namespaces, stage1 makes the app cgroups with their limits (the two overlap on a machine
-//! with two cores). stage1 itself stays outside: it records the supervisor's host pid in
-//! `pid`, releases it (sync 1),
-//! passes on the signals it is sent, and exits with the supervisor's status, which is the
-//! pod's. It keeps the pod lock (`RKT_LOCK_FD`) open all along; so does the supervisor.
+//! namespaces, stage1 makes the app cgroups with their limits and each app's overlayfs, as a
+//! detached mount (the two lanes overlap on a machine with two cores). stage1 itself stays
+//! outside: it records the supervisor's host pid in `pid`, releases it (sync 1) handing it the
+//! overlayfs mounts (`SCM_RIGHTS`; each app attaches its own with `move_mount`), passes on
+//! the signals it is sent, and exits with the supervisor's status, which is the pod's. It
+//! keeps the pod lock (`RKT_LOCK_FD`) open all along; so does the supervisor.
 
 use std::fs::File;
 use std::io;
