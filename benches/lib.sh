@@ -50,15 +50,20 @@ start_registry() {
   [ -n "$ADDR" ] || { echo "benches: the registry did not start" >&2; cat "$WORK/serve.log" >&2; exit 1; }
 }
 
-# ratio_table JSON BASELINE_NAME: prints each command's mean and its ratio to the baseline.
+# ratio_table JSON BASELINE_NAME: prints each command's mean and median and their ratios to the
+# baseline's (a peer whose times are bimodal, as crun's are here, is better seen by both).
 ratio_table() {
   local json=$1 base=$2
   awk -v base="$base" '
     /"command":/ { gsub(/.*"command": "|",$/, ""); cmd=$0 }
     /"mean":/    { gsub(/.*"mean": |,$/, ""); mean[cmd]=$0; order[n++]=cmd }
+    /"median":/  { gsub(/.*"median": |,$/, ""); median[cmd]=$0 }
     END {
-      b = mean[base]
-      printf "%-28s %10s %12s\n", "command", "mean (s)", "vs " base
-      for (i = 0; i < n; i++) { c = order[i]; printf "%-28s %10.3f %11.2fx\n", c, mean[c], mean[c] / b }
+      b = mean[base]; bm = median[base]
+      printf "%-12s %10s %10s %10s %10s\n", "command", "mean ms", "median ms", "mean vs " base, "median vs " base
+      for (i = 0; i < n; i++) {
+        c = order[i]
+        printf "%-12s %10.2f %10.2f %9.2fx %9.2fx\n", c, mean[c] * 1000, median[c] * 1000, mean[c] / b, median[c] / bm
+      }
     }' "$json"
 }

@@ -360,8 +360,7 @@ pub fn keep_across_setuid() -> Result<(), CapsError> {
 /// Capabilities the running kernel does not have are skipped. Fails if the kernel knows
 /// capabilities we cannot name, or if the thread does not hold part of `set`.
 pub fn apply(set: &CapSet, for_uid0: bool) -> Result<(), CapsError> {
-    refuse_unknown_kernel_caps()?;
-    let supported: HashSet<Capability> = ::caps::runtime::thread_all_supported();
+    let supported = kernel_caps()?;
     let target: CapsHashSet = set.iter().filter(|c| supported.contains(c)).collect();
 
     let permitted = read(Kind::Permitted, "read the permitted capabilities")?;
@@ -424,13 +423,20 @@ fn write(kind: Kind, value: &CapsHashSet, step: &'static str) -> Result<(), Caps
 
 /// A kernel newer than our capability table could hold capabilities we can neither name nor
 /// drop. Without /proc (not mounted yet) we rely on the table, which covers Linux up to 6.18.
-fn refuse_unknown_kernel_caps() -> Result<(), CapsError> {
+/// The capabilities this kernel has: numbers up to `cap_last_cap` (one read, where probing
+/// each in the bounding set would be 41 `prctl`s per app start). A kernel that knows more than
+/// rkt is refused: rkt could not drop what it cannot name.
+fn kernel_caps() -> Result<HashSet<Capability>, CapsError> {
     let Ok(text) = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap") else {
-        return Ok(());
+        return Ok(::caps::runtime::thread_all_supported());
     };
     match text.trim().parse::<u8>() {
         Ok(last) if last > LAST_KNOWN_CAP => Err(CapsError::KernelTooNew(last)),
-        _ => Ok(()),
+        Ok(last) => Ok(::caps::all()
+            .into_iter()
+            .filter(|c| c.index() <= last)
+            .collect()),
+        Err(_) => Ok(::caps::runtime::thread_all_supported()),
     }
 }
 
@@ -445,6 +451,14 @@ mod tests {
             name: name.to_owned(),
             value,
         }
+    }
+
+    #[test]
+    fn the_kernels_capabilities_read_from_cap_last_cap_are_the_ones_it_has() {
+        assert_eq!(
+            kernel_caps().unwrap(),
+            ::caps::runtime::thread_all_supported()
+        );
     }
 
     fn set(names: &[&str]) -> CapSet {
