@@ -4,7 +4,9 @@
 This VM's speed drifts by 30-50% within minutes, so two separate hyperfine runs cannot tell a
 0.5 ms change from noise. This alternates the commands run by run and compares medians.
 
-    benches/ab.py N NAME=COMMAND NAME=COMMAND ...
+    benches/ab.py [--vs NAME] N NAME=COMMAND NAME=COMMAND ...
+
+With --vs, each command's median and mean are also given as a ratio to NAME's.
 
 For two builds of rkt, each directory holding `rkt` and `rkt-stage1`, on one store:
 
@@ -25,10 +27,14 @@ WARMUP = 2
 
 
 def main():
-    if len(sys.argv) < 3 or not sys.argv[1].isdigit():
+    args = sys.argv[1:]
+    base = None
+    if len(args) > 1 and args[0] == "--vs":
+        base, args = args[1], args[2:]
+    if len(args) < 2 or not args[0].isdigit():
         sys.exit(__doc__)
-    n = int(sys.argv[1])
-    cmds = [a.split("=", 1) for a in sys.argv[2:]]
+    n = int(args[0])
+    cmds = [a.split("=", 1) for a in args[1:]]
     times = {name: [] for name, _ in cmds}
     for i in range(n + WARMUP):
         for name, cmd in cmds:
@@ -41,7 +47,13 @@ def main():
                 times[name].append(ms)
     for name, _ in cmds:
         v = sorted(times[name])
-        print(f"{name:10s} median {statistics.median(v):7.2f} ms  p25 {v[len(v) // 4]:7.2f}  min {v[0]:7.2f}")
+        line = (f"{name:10s} median {statistics.median(v):7.2f} ms  mean {statistics.mean(v):7.2f}"
+                f"  p25 {v[len(v) // 4]:7.2f}  min {v[0]:7.2f}")
+        if base in times:
+            b = times[base]
+            line += (f"  median {statistics.median(v) / statistics.median(b):5.2f}x"
+                     f"  mean {statistics.mean(v) / statistics.mean(b):5.2f}x {base}")
+        print(line)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,16 @@ inner() {
     -n rkt "$RKT --dir $STORE run --net=none localhost/busybox:latest --exec /bin/true" \
     -n podman "$PODMAN run --rm --pull=never --network=none --entrypoint /bin/true $IMAGE_ID"
 }
-export -f inner
+# hyperfine times one command after the other, and this VM's speed drifts by 30-50% within
+# minutes: rkt against crun and the floor again, the commands alternating run by run.
+interleaved() {
+  if mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then umount /sys/fs/cgroup/unified; fi
+  python3 benches/ab.py --vs rkt "$RUNS" \
+    "floor=unshare --pid --fork --mount --uts --ipc --net chroot $WORK/bundle/rootfs /bin/true" \
+    "crun=crun run -b $WORK/bundle rkt-bench-crun" \
+    "rkt=$RKT --dir $STORE run --net=none localhost/busybox:latest --exec /bin/true"
+}
+export -f inner interleaved
 export RUNS WORK STORE RKT PODMAN IMAGE_ID
 # This VM's ext4 has no journal: each inode it allocates is first checked against every inode
 # freed in its group in the last 5 minutes (while their table block is dirty, which new
@@ -56,6 +65,9 @@ sync
 echo "== rkt run --net=none IMAGE --exec /bin/true =="
 unshare --mount --propagation private bash -c inner
 ratio_table "$WORK/run.json" rkt
+echo
+echo "== the same, interleaved run by run =="
+unshare --mount --propagation private bash -c interleaved
 "$RKT" --dir "$STORE" gc --grace-period=0s >/dev/null 2>&1 || true
 
 echo
