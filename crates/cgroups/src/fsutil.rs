@@ -15,15 +15,24 @@ const CGROUP2_SUPER_MAGIC: FsWord = 0x6367_7270;
 
 /// The whole of a (small) cgroup or proc file.
 pub(crate) fn read(path: &Path) -> Result<String, CgroupError> {
-    fs::read_to_string(path).map_err(|source| CgroupError::Read {
+    read_small(path).map_err(|source| CgroupError::Read {
         path: path.to_owned(),
         source,
     })
 }
 
+/// A `/proc` or cgroupfs file: they report a size of 0, so `fs::read_to_string` would start
+/// at 32 bytes and double, a read per step (eight for a `mountinfo`); one page holds most.
+fn read_small(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(4096);
+    fs::File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Like [`read`], but a missing file (or directory) is `None`.
 pub(crate) fn read_opt(path: &Path) -> Result<Option<String>, CgroupError> {
-    match fs::read_to_string(path) {
+    match read_small(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(CgroupError::Read {
