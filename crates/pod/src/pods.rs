@@ -107,10 +107,18 @@ impl Pods {
         if i64::from(st.f_type) == OVERLAYFS_SUPER_MAGIC {
             return Err(PodError::OnOverlayfs { path: root });
         }
+        // Opened first and made only when missing: every `rkt` opens these.
         let open = |name: &str| -> Result<OwnedFd, PodError> {
             let p = root.join(name);
-            ensure_dir(&p)?;
-            fsx::open_dir(&p)
+            match fsx::open_dir(&p) {
+                Err(PodError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    ensure_dir(&p)?;
+                    fsx::open_dir(&p)
+                }
+                r => r,
+            }
         };
         let dirs = [
             open(StateDir::Embryo.name())?,

@@ -131,8 +131,12 @@ impl Store {
                 dirs.push(root.join(top).join(algo));
             }
         }
+        // Made only when missing (every `rkt` opens the store; a stat each is all it costs
+        // once they exist), and all on the root's filesystem.
         for d in &dirs {
-            ensure_dir(d)?;
+            if !d.is_dir() {
+                ensure_dir(d)?;
+            }
         }
         check_same_device(&root, &dirs)?;
         let index = root.join("index.db");
