@@ -65,25 +65,26 @@ pub fn open(bin: &Path) -> io::Result<OwnedFd> {
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let attached = rustix::mount::move_mount(
-        mnt.as_fd(),
-        "",
-        rustix::fs::CWD,
-        &view,
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-    );
+    // The record first: a `remove_stale` running meanwhile takes a view without one for an
+    // older rkt's, and would detach it.
+    let record = source_file(&view);
+    let attached = std::fs::write(&record, bin.as_os_str().as_encoded_bytes()).and_then(|()| {
+        rustix::mount::move_mount(
+            mnt.as_fd(),
+            "",
+            rustix::fs::CWD,
+            &view,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+        .map_err(io::Error::from)
+    });
     match attached {
-        Ok(()) => {
-            if let Err(e) = std::fs::write(source_file(&view), bin.as_os_str().as_encoded_bytes()) {
-                tracing::debug!(
-                    "could not record what {} is a view of ({e})",
-                    view.display()
-                );
-            }
-            remove_stale();
+        Ok(()) => remove_stale(),
+        Err(e) => {
+            // This start still has its view: it goes with the last process executing from it.
+            tracing::debug!("could not attach a view at {} ({e})", view.display());
+            let _ = std::fs::remove_file(&record);
         }
-        // This start still has its view: it goes with the last process executing from it.
-        Err(e) => tracing::debug!("could not attach a view at {} ({e})", view.display()),
     }
     Ok(fd)
 }
