@@ -232,11 +232,19 @@ pub(crate) fn write_atomic_at(
     let (file, dirs) = parts.split_last().expect("components is never empty");
     let mut cur = rustix::io::dup(base).ctx("duplicate fd of", base_path)?;
     for d in dirs {
-        match rustix::fs::mkdirat(&cur, *d, Mode::from_raw_mode(DIR_MODE)) {
-            Ok(()) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(PodError::io("create directory", &base_path.join(d), e)),
-        }
-        cur = open_dir_at(cur.as_fd(), *d).ctx("open directory", &path)?;
+        // Usually there already (a pod's records go into directories stage1 made): opened
+        // first, made only when missing.
+        cur = match open_dir_at(cur.as_fd(), *d) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => {
+                match rustix::fs::mkdirat(&cur, *d, Mode::from_raw_mode(DIR_MODE)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(PodError::io("create directory", &base_path.join(d), e)),
+                }
+                open_dir_at(cur.as_fd(), *d).ctx("open directory", &path)?
+            }
+            Err(e) => return Err(PodError::io("open directory", &path, e)),
+        };
     }
     loop {
         let tmp = format!(
