@@ -139,6 +139,17 @@ pub(crate) fn subtree_postorder(dir: &Path) -> Result<Vec<PathBuf>, CgroupError>
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
+    // A cgroup directory's link count is 2 plus its child cgroups (kernfs keeps it so): a
+    // leaf, which is what an app's cgroup nearly always is, needs no listing of its ~30 files.
+    // (The read of its OOM count is on the path of every pod's exit.)
+    match rustix::fs::stat(dir) {
+        Ok(st) if st.st_nlink == 2 => {
+            out.push(dir.to_owned());
+            return Ok(());
+        }
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        _ => {}
+    }
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
