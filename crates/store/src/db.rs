@@ -85,13 +85,27 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     // shared-memory index (a dozen syscalls and writes) before it can read a page; `rkt run`
     // only reads. Writers (fetch, rm, gc) are rare and short; readers wait for their commit
     // through the busy handler. FULL makes each committed transaction survive power loss.
-    set_rollback_journal(&conn).map_err(err("leave WAL mode"))?;
+    if in_wal_mode(path) {
+        set_rollback_journal(&conn).map_err(err("leave WAL mode"))?;
+    }
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(err("configure"))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(err("configure"))?;
     migrate(&mut conn, path)?;
     Ok(conn)
+}
+
+/// Whether the index file's header says WAL (its read and write format versions, bytes 18
+/// and 19, are 2 in WAL mode and 1 otherwise): only then is the pragma below needed, and
+/// asking SQLite costs a lock and a read of the header on every `rkt`. A missing or short
+/// file is a new index, in the default rollback mode.
+fn in_wal_mode(path: &Path) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut header = [0u8; 20];
+    std::fs::File::open(path)
+        .and_then(|f| f.read_exact_at(&mut header, 0))
+        .is_ok_and(|()| header[18] == 2 || header[19] == 2)
 }
 
 /// Puts an index that an earlier rkt left in WAL mode back to a rollback journal (`DELETE`:
@@ -166,6 +180,24 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_header_tells_a_wal_index_from_a_rollback_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.db");
+        assert!(!in_wal_mode(&path), "a missing index");
+        drop(open(&path).unwrap());
+        assert!(!in_wal_mode(&path));
+        let conn = Connection::open(&path).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert!(in_wal_mode(&path));
+        drop(conn);
+        drop(open(&path).unwrap());
+        assert!(!in_wal_mode(&path), "open switches it back");
+    }
 
     #[test]
     fn a_commit_is_in_the_index_file_itself_with_no_journal_left() {
