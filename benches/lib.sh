@@ -67,3 +67,11 @@ ratio_table() {
       }
     }' "$json"
 }
+
+# steal_ms: CPU time the hypervisor has taken from this VM since boot, in ms (the 8th field of
+# /proc/stat's cpu line, in USER_HZ ticks). A section that loses much of it measured the host's
+# other guests as much as the commands.
+steal_ms() {
+  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%d\n", $9 * 1000 / hz; exit }' /proc/stat
+}
+

@@ -63,11 +63,15 @@ export RUNS WORK STORE RKT PODMAN IMAGE_ID
 # files) measures rkt's and podman's pods 1.5x slower. Leave 5 minutes between runs.
 sync
 echo "== rkt run --net=none IMAGE --exec /bin/true =="
+stolen=$(steal_ms)
 unshare --mount --propagation private bash -c inner
 ratio_table "$WORK/run.json" rkt
+echo "CPU time taken by the hypervisor meanwhile: $(( $(steal_ms) - stolen )) ms"
 echo
 echo "== the same, interleaved run by run =="
+stolen=$(steal_ms)
 unshare --mount --propagation private bash -c interleaved
+echo "CPU time taken by the hypervisor meanwhile: $(( $(steal_ms) - stolen )) ms"
 "$RKT" --dir "$STORE" gc --grace-period=0s >/dev/null 2>&1 || true
 
 echo
