@@ -30,10 +30,29 @@ cleanup() {
   grep -o "$WORK[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r umount -l 2>/dev/null || true
   rm -rf "$WORK"
   # Written back at once, so the freed inodes' table blocks are clean for what runs next (see
-  # run.sh: on this VM's journal-less ext4 they slow inode allocation for minutes).
+  # wait_for_freed_inodes).
   sync
+  touch "$LAST_CLEANUP"
 }
 trap cleanup EXIT
+
+# When the last benchmark removed its scratch directory (thousands of inodes).
+LAST_CLEANUP=/var/tmp/.rkt-bench-last-cleanup
+
+# wait_for_freed_inodes: an ext4 without a journal (this VM's root) does not reuse an inode for
+# 60 s after it was freed, 360 s while its inode-table block is dirty (which every allocation in
+# the group keeps it), and skips such inodes one by one, looking each up in the buffer cache:
+# within 6 minutes of a large removal every file a pod creates costs 150-250 us instead of ~25
+# (perf: recently_deleted, find_inode_bit). So a timed run waits until 6 minutes have passed
+# since the previous one's cleanup.
+wait_for_freed_inodes() {
+  [ -e "$LAST_CLEANUP" ] || return 0
+  local left=$(( 360 - ($(date +%s) - $(stat -c %Y "$LAST_CLEANUP")) ))
+  if [ "$left" -gt 0 ]; then
+    echo "benches: waiting ${left}s for the inodes the last run freed to become reusable" >&2
+    sleep "$left"
+  fi
+}
 
 # start_registry NAME=FIXTURE...: serves the fixtures over plain http on loopback; sets ADDR.
 start_registry() {

@@ -57,11 +57,10 @@ interleaved() {
 }
 export -f inner interleaved
 export RUNS WORK STORE RKT PODMAN IMAGE_ID
-# This VM's ext4 has no journal: each inode it allocates is first checked against every inode
-# freed in its group in the last 5 minutes (while their table block is dirty, which new
-# allocations keep it), so a run within minutes of another (whose cleanup removed thousands of
-# files) measures rkt's and podman's pods 1.5x slower. Leave 5 minutes between runs.
+# This VM's ext4 has no journal: a run within 6 minutes of another (whose cleanup removed
+# thousands of files) measures rkt's pods 1.3-1.5x slower (see lib.sh).
 sync
+wait_for_freed_inodes
 echo "== rkt run --net=none IMAGE --exec /bin/true =="
 stolen=$(steal_ms)
 unshare --mount --propagation private bash -c inner
