@@ -47,7 +47,8 @@ pub fn open(bin: &Path) -> io::Result<OwnedFd> {
     };
     let real = rustix::fs::stat(&bin)?;
     let view = Path::new(VIEWS_DIR).join(view_name(&bin, &real));
-    if let Some(fd) = open_verified(&view.join(name), &real) {
+    let in_view = view.join(name);
+    if let Some(fd) = open_verified(&in_view, &real) {
         return Ok(fd);
     }
     std::fs::create_dir_all(SPARE_LOWER)?;
@@ -55,7 +56,7 @@ pub fn open(bin: &Path) -> io::Result<OwnedFd> {
     // One process attaches a view; one that waited here finds it made.
     let lock = File::create(Path::new(VIEWS_DIR).join(".lock"))?;
     lock.lock()?;
-    if let Some(fd) = open_verified(&view.join(name), &real) {
+    if let Some(fd) = open_verified(&in_view, &real) {
         return Ok(fd);
     }
     let mnt = detached(dir)?;
@@ -118,14 +119,14 @@ pub fn remove_stale() {
             continue;
         }
         detach(&view);
-        let _ = std::fs::remove_file(&record);
     }
 }
 
-/// Detaches the view at `view` (if one is there) and removes its directory.
+/// Detaches the view at `view` (if one is there) and removes its directory and record.
 fn detach(view: &Path) {
     let _ = rustix::mount::unmount(view, UnmountFlags::DETACH);
     let _ = std::fs::remove_dir(view);
+    let _ = std::fs::remove_file(source_file(view));
 }
 
 /// A detached, read-only overlayfs of `dir` over [`SPARE_LOWER`].
@@ -212,9 +213,8 @@ fn remove_views(bin: &Path) {
     };
     for e in entries.flatten() {
         let path = e.path();
-        if e.file_name().to_string_lossy().starts_with(&prefix) && e.path().is_dir() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) && path.is_dir() {
             detach(&path);
-            let _ = std::fs::remove_file(source_file(&path));
         }
     }
 }
@@ -261,6 +261,22 @@ mod tests {
         }
     }
 
+    /// A copy of `/bin/true` as `stage1` in a scratch directory (canonical path), with its
+    /// views removed when the test ends (the guard drops before the directory).
+    fn scratch_binary() -> (tempfile::TempDir, PathBuf, Views) {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = std::fs::canonicalize(dir.path()).unwrap().join("stage1");
+        std::fs::copy("/bin/true", &bin).unwrap();
+        let views = Views(bin.clone());
+        (dir, bin, views)
+    }
+
+    fn content(fd: OwnedFd) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut File::from(fd), &mut bytes).unwrap();
+        bytes
+    }
+
     #[test]
     fn the_view_is_the_binary_and_cannot_be_written() {
         // A copy of a binary in a directory of its own, linked from another one: the view must
@@ -276,9 +292,10 @@ mod tests {
         #[allow(clippy::unnecessary_cast)]
         let fs_type = rustix::fs::fstatfs(&fd).unwrap().f_type as i64;
         assert_eq!(fs_type, OVERLAYFS_MAGIC);
-        let mut via_view = Vec::new();
-        io::Read::read_to_end(&mut File::from(fd.try_clone().unwrap()), &mut via_view).unwrap();
-        assert_eq!(via_view, std::fs::read(&bin).unwrap());
+        assert_eq!(
+            content(fd.try_clone().unwrap()),
+            std::fs::read(&bin).unwrap()
+        );
         let e = reopen_for_writing(&fd).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(Errno::ROFS.raw_os_error()), "{e}");
         // The original is writable: the view, not the file, is what protects it.
@@ -287,10 +304,7 @@ mod tests {
 
     #[test]
     fn one_view_serves_every_start_until_the_binary_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = std::fs::canonicalize(dir.path()).unwrap().join("stage1");
-        std::fs::copy("/bin/true", &bin).unwrap();
-        let _views = Views(bin.clone());
+        let (dir, bin, _views) = scratch_binary();
         let first = open(&bin).unwrap();
         let views = mounted_views(&bin);
         assert_eq!(views.len(), 1, "{views:?}");
@@ -312,20 +326,13 @@ mod tests {
         assert_eq!(now.len(), 1, "{now:?}");
         assert_ne!(now, views);
         assert!(!views[0].exists());
-        let mut content = Vec::new();
-        io::Read::read_to_end(&mut File::from(replaced), &mut content).unwrap();
-        assert_eq!(content, std::fs::read("/bin/false").unwrap());
-        let mut old = Vec::new();
-        io::Read::read_to_end(&mut File::from(first), &mut old).unwrap();
-        assert_eq!(old, std::fs::read("/bin/true").unwrap());
+        assert_eq!(content(replaced), std::fs::read("/bin/false").unwrap());
+        assert_eq!(content(first), std::fs::read("/bin/true").unwrap());
     }
 
     #[test]
     fn views_of_binaries_that_are_gone_are_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = std::fs::canonicalize(dir.path()).unwrap().join("stage1");
-        std::fs::copy("/bin/true", &bin).unwrap();
-        let _views = Views(bin.clone());
+        let (_dir, bin, _views) = scratch_binary();
         drop(open(&bin).unwrap());
         let views = mounted_views(&bin);
         assert_eq!(views.len(), 1, "{views:?}");

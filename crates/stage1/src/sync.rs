@@ -286,19 +286,21 @@ impl ChildSide {
     /// [`ParentSide::release_with`] in their slots (close-on-exec).
     pub fn wait_release_with(&mut self) -> Result<Vec<Option<OwnedFd>>, SyncError> {
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_FDS))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let mut received: Vec<OwnedFd> = Vec::new();
-        let mut truncated = false;
         let mut reader = SocketReader {
             socket: &self.release,
-            control: &mut control,
-            received: &mut received,
-            truncated: &mut truncated,
+            control: RecvAncillaryBuffer::new(&mut space),
+            received: Vec::new(),
+            truncated: false,
         };
         let slots = match recv::<ToChild, _>(&mut reader)? {
             Some(ToChild::Release(slots)) => slots,
             None => return Err(SyncError::Closed("releasing the child")),
         };
+        let SocketReader {
+            received,
+            truncated,
+            ..
+        } = reader;
         let announced = slots.iter().filter(|s| **s).count();
         if truncated || announced != received.len() {
             return Err(SyncError::Descriptors {
@@ -321,23 +323,24 @@ impl ChildSide {
 }
 
 /// Reads the release socket, keeping every descriptor that arrives with the bytes.
-struct SocketReader<'s, 'b, 'c> {
+struct SocketReader<'s, 'b> {
     socket: &'s OwnedFd,
-    control: &'s mut RecvAncillaryBuffer<'b>,
-    received: &'c mut Vec<OwnedFd>,
-    truncated: &'c mut bool,
+    control: RecvAncillaryBuffer<'b>,
+    received: Vec<OwnedFd>,
+    /// Some descriptors did not fit the control buffer.
+    truncated: bool,
 }
 
-impl Read for SocketReader<'_, '_, '_> {
+impl Read for SocketReader<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let msg = rustix::net::recvmsg(
             self.socket,
             &mut [IoSliceMut::new(buf)],
-            self.control,
+            &mut self.control,
             RecvFlags::CMSG_CLOEXEC,
         )?;
         if msg.flags.contains(ReturnFlags::CTRUNC) {
-            *self.truncated = true;
+            self.truncated = true;
         }
         for m in self.control.drain() {
             if let RecvAncillaryMessage::ScmRights(fds) = m {

@@ -72,11 +72,20 @@ pub(crate) fn check_not_overlayfs(root: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// Refuses a store whose subdirectories are not all on the root's filesystem.
-pub(crate) fn check_same_device(root: &Path, dirs: &[PathBuf]) -> Result<(), StoreError> {
+/// Makes the directories of `dirs` that are missing ([`ensure_dir`]), and refuses a store
+/// whose subdirectories are not all on the root's filesystem. Every `rkt` opens the store:
+/// once the layout exists this is one `stat` per directory.
+pub(crate) fn ensure_dirs_on_root_device(root: &Path, dirs: &[PathBuf]) -> Result<(), StoreError> {
     let dev = fs::metadata(root).ctx("stat", root)?.dev();
     for d in dirs {
-        if fs::metadata(d).ctx("stat", d)?.dev() != dev {
+        let md = match fs::metadata(d) {
+            Ok(md) if md.is_dir() => md,
+            _ => {
+                ensure_dir(d)?;
+                fs::metadata(d).ctx("stat", d)?
+            }
+        };
+        if md.dev() != dev {
             return Err(StoreError::CrossDevice {
                 path: d.clone(),
                 root: root.to_owned(),

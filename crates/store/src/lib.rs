@@ -86,7 +86,7 @@ pub use resolve::MIN_ID_PREFIX;
 pub use verify::{Check, LayerCheck, VerifyReport};
 
 use crate::error::IoContext;
-use crate::fsutil::{DIR_MODE, FILE_MODE, check_not_overlayfs, check_same_device, ensure_dir};
+use crate::fsutil::{DIR_MODE, FILE_MODE, check_not_overlayfs, ensure_dirs_on_root_device};
 
 /// The default store root (`--dir` defaults to `/var/lib/rkt`).
 pub const DEFAULT_ROOT: &str = "/var/lib/rkt/store";
@@ -131,14 +131,7 @@ impl Store {
                 dirs.push(root.join(top).join(algo));
             }
         }
-        // Made only when missing (every `rkt` opens the store; a stat each is all it costs
-        // once they exist), and all on the root's filesystem.
-        for d in &dirs {
-            if !d.is_dir() {
-                ensure_dir(d)?;
-            }
-        }
-        check_same_device(&root, &dirs)?;
+        ensure_dirs_on_root_device(&root, &dirs)?;
         let index = root.join("index.db");
         let conn = db::open(&index)?;
         {
