@@ -421,11 +421,11 @@ fn write(kind: Kind, value: &CapsHashSet, step: &'static str) -> Result<(), Caps
     ::caps::set(None, kind, value).map_err(|source| CapsError::Syscall { step, source })
 }
 
-/// A kernel newer than our capability table could hold capabilities we can neither name nor
-/// drop. Without /proc (not mounted yet) we rely on the table, which covers Linux up to 6.18.
 /// The capabilities this kernel has: numbers up to `cap_last_cap` (one read, where probing
-/// each in the bounding set would be 41 `prctl`s per app start). A kernel that knows more than
-/// rkt is refused: rkt could not drop what it cannot name.
+/// each in the bounding set would be 41 `prctl`s per app start). A kernel newer than our
+/// capability table (which covers Linux up to 6.18) could hold capabilities we can neither
+/// name nor drop, and is refused. Without `/proc` (not mounted yet) they are probed, and the
+/// table is relied on.
 fn kernel_caps() -> Result<HashSet<Capability>, CapsError> {
     let Ok(text) = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap") else {
         return Ok(::caps::runtime::thread_all_supported());
